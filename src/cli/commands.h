@@ -1,0 +1,12 @@
+// Each `unbd` subcommand lives in its own cmd_*.cpp and registers itself on
+// the app here. A command's callback throws unbd::Error on failure; main()
+// turns that into one line on stderr and a non-zero exit status.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace unbd::cli {
+
+void add_info_command(CLI::App& app);
+
+}  // namespace unbd::cli

@@ -1,0 +1,33 @@
+// unbd: attach NBD exports as local block devices through ublk and io_uring.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "common/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"unbd: NBD exports as local block devices (ublk + io_uring)", "unbd"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "unbd 0.1.0");
+    std::string log_level = "warn";
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+    app.parse_complete_callback([&] { spdlog::set_level(spdlog::level::from_str(log_level)); });
+
+    unbd::cli::add_info_command(app);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const unbd::Error& e) {
+        std::fprintf(stderr, "unbd: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "unbd: unexpected error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

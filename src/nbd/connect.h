@@ -1,0 +1,42 @@
+// Connecting to an NBD server: resolve, connect (TCP or Unix, with a
+// timeout), TCP_NODELAY, then the handshake (with its own timeout). The
+// result is a connected socket in transmission phase plus what the server
+// said about the export, ready to be handed to an io_uring.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/fd.h"
+#include "nbd/export_info.h"
+#include "nbd/uri.h"
+
+namespace unbd::nbd {
+
+struct ConnectOptions {
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::milliseconds handshake_timeout{10'000};
+    // The data path uses simple replies (like the kernel client), so only
+    // `unbd info` asks for structured replies, to report whether they work.
+    bool structured_replies = false;
+};
+
+struct Connection {
+    Fd socket;  // blocking mode, transmission phase
+    ExportInfo info;
+};
+
+struct ExportListing {
+    std::string name;
+    std::string description;  // empty when the server gave none
+};
+
+// Throws unbd::Error with a one-line reason ("connection refused by ...",
+// "export 'x' does not exist on nbd://...", "the server requires TLS", ...).
+Connection connect_export(const Uri& uri, const ConnectOptions& options);
+
+// NBD_OPT_LIST, then NBD_OPT_ABORT.
+std::vector<ExportListing> list_exports(const Uri& uri, const ConnectOptions& options);
+
+}  // namespace unbd::nbd

@@ -1,0 +1,62 @@
+// Ring: one io_uring, owned. The thread that creates it is its only issuer.
+//
+// Setup asks for SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN and drops them
+// on kernels that refuse (EINVAL), so the same code runs on 6.0+.
+// Errors: the liburing calls return -errno; this file turns setup failures
+// into unbd::Error, everything on the hot path stays -errno.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+
+namespace unbd::uring {
+
+struct RingOptions {
+    unsigned entries = 64;
+    unsigned cq_entries = 0;  // 0: the kernel default (2 * entries)
+    bool sqe128 = false;      // 128-byte SQEs, needed for ublk control commands
+    bool fast_taskrun = true; // SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN when available
+};
+
+class Ring {
+public:
+    explicit Ring(const RingOptions& options);
+    ~Ring();
+    Ring(const Ring&) = delete;
+    Ring& operator=(const Ring&) = delete;
+    Ring(Ring&&) = delete;
+    Ring& operator=(Ring&&) = delete;
+
+    io_uring* raw() noexcept { return &ring_; }
+    unsigned setup_flags() const noexcept { return flags_; }
+    bool sqe128() const noexcept { return (flags_ & IORING_SETUP_SQE128) != 0; }
+    unsigned sq_space_left() noexcept { return io_uring_sq_space_left(&ring_); }
+
+    // A cleared SQE (128 bytes on SQE128 rings). When the SQ is full it
+    // submits what is queued first: a full ring means "wait", never "fail".
+    io_uring_sqe* get_sqe();
+
+    int submit() noexcept { return io_uring_submit(&ring_); }
+    int submit_and_wait(unsigned wait_nr) noexcept { return io_uring_submit_and_wait(&ring_, wait_nr); }
+
+    // Calls fn(const io_uring_cqe&) for every ready CQE, marking each seen
+    // only after fn returns. Returns how many were handled.
+    template <typename Fn>
+    unsigned drain_cqes(Fn&& fn) {
+        unsigned n = 0;
+        io_uring_cqe* cqe = nullptr;
+        while (io_uring_peek_cqe(&ring_, &cqe) == 0 && cqe != nullptr) {
+            fn(*cqe);
+            io_uring_cqe_seen(&ring_, cqe);
+            ++n;
+        }
+        return n;
+    }
+
+private:
+    io_uring ring_{};
+    unsigned flags_ = 0;
+};
+
+}  // namespace unbd::uring

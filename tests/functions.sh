@@ -1,0 +1,57 @@
+# Shared helpers for the shell tests, in the spirit of nbdkit's
+# tests/functions.sh. Source it first:  . "$(dirname "$0")/../functions.sh"
+#
+#   UNBD            the unbd binary (set by CTest; falls back to build/default)
+#   cleanup_fn CMD  run CMD (a function name + args) on exit, last added first
+#   start_nbdkit -P PIDFILE ARGS...   nbdkit in the background; waits for the
+#                   pidfile; killed on exit
+#   pick_port       a free TCP port on 127.0.0.1
+#   fail MSG        print "FAIL: MSG" and exit 1
+#   expect_fail DESC CMD...   CMD must exit non-zero; its stderr goes to $STDERR
+set -euo pipefail
+
+: "${UNBD_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${UNBD_BUILD_DIR:=$UNBD_SOURCE_DIR/build/default}"
+: "${UNBD:=$UNBD_BUILD_DIR/unbd}"
+export UNBD UNBD_SOURCE_DIR UNBD_BUILD_DIR
+
+TESTDIR=$(mktemp -d /tmp/unbd-test.XXXXXX)
+STDERR=$TESTDIR/stderr
+_cleanups=()
+cleanup_fn() { _cleanups=("$*" "${_cleanups[@]}"); }
+_run_cleanups() {
+  local rc=$? c
+  for c in "${_cleanups[@]}"; do eval "$c" || true; done
+  rm -rf "$TESTDIR"
+  exit $rc
+}
+trap _run_cleanups EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+_kill_pidfile() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+start_nbdkit() {
+  [ "$1" = -P ] || fail "start_nbdkit: first argument must be -P PIDFILE"
+  local pidfile=$2; shift 2
+  nbdkit -P "$pidfile" "$@" || fail "nbdkit $* failed to start"
+  for _ in $(seq 600); do [ -s "$pidfile" ] && break; sleep 0.1; done
+  [ -s "$pidfile" ] || fail "nbdkit did not write $pidfile"
+  cleanup_fn _kill_pidfile "$pidfile"
+}
+
+pick_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+expect_fail() {
+  local desc=$1; shift
+  if "$@" 2>"$STDERR"; then fail "$desc: '$*' succeeded, expected failure"; fi
+  [ -s "$STDERR" ] || fail "$desc: '$*' failed without saying why on stderr"
+}
