@@ -1,0 +1,93 @@
+// ControlDevice: /dev/ublk-control, driven by URING_CMDs on a private
+// SQE128 ring. One command at a time, each wait bounded: a stuck kernel
+// (ADD_DEV on buggy kernels, DEL_DEV while the disk is open) becomes an
+// Error, never a hang. Not thread-safe: the creating thread issues all
+// commands (the ring is SINGLE_ISSUER).
+//
+// Device: RAII for one ublk device. Its destructor stops and deletes the
+// device unless release() was called (the daemon hand-off), so a failed
+// attach leaves nothing behind.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/fd.h"
+#include "proto/ublk_uapi.h"
+#include "uring/ring.h"
+
+namespace unbd::ublk {
+
+using DevInfo = proto::ublk::ublksrv_ctrl_dev_info;
+using Params = proto::ublk::ublk_params;
+
+class ControlDevice {
+public:
+    // Throws an Error a person can act on when ublk is missing or we lack rights.
+    ControlDevice();
+    ControlDevice(const ControlDevice&) = delete;
+    ControlDevice& operator=(const ControlDevice&) = delete;
+
+    // UBLK_F_* the kernel supports. Throws "kernel too old" below 6.5.
+    uint64_t features();
+
+    // ADD_DEV: `info` in (queues, depth, max_io_buf_bytes, flags, dev_id or
+    // kDevIdAuto), out as the kernel filled it (dev_id, granted flags).
+    DevInfo add(const DevInfo& info);
+    void set_params(uint32_t dev_id, const Params& params);
+    Params get_params(uint32_t dev_id);
+    DevInfo get_info(uint32_t dev_id);
+    // START_DEV: every queue must already have its FETCHes submitted.
+    void start(uint32_t dev_id, int daemon_pid);
+    void stop(uint32_t dev_id);
+    void remove(uint32_t dev_id);
+    // -errno of a command without throwing (for best-effort cleanup).
+    int try_stop(uint32_t dev_id) noexcept;
+    int try_remove(uint32_t dev_id) noexcept;
+
+private:
+    int run(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,
+            std::chrono::seconds timeout, const char* name);
+    int run_checked(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,
+                    std::chrono::seconds timeout, const char* name);
+
+    Fd fd_;
+    std::unique_ptr<uring::Ring> ring_;
+    // Kernel-written buffers live here, not on a caller's stack: a command
+    // that timed out may still complete into them later.
+    struct Scratch {
+        DevInfo info{};
+        Params params{};
+        uint64_t features = 0;
+    };
+    std::unique_ptr<Scratch> scratch_ = std::make_unique<Scratch>();
+    bool poisoned_ = false;  // a command timed out: the ring may be busy
+};
+
+class Device {
+public:
+    Device(ControlDevice& control, uint32_t dev_id) : control_(&control), dev_id_(dev_id) {}
+    Device(Device&& o) noexcept : control_(o.control_), dev_id_(o.dev_id_), owned_(o.owned_) { o.owned_ = false; }
+    Device(const Device&) = delete;
+    Device& operator=(const Device&) = delete;
+    Device& operator=(Device&&) = delete;
+    ~Device();
+
+    uint32_t id() const noexcept { return dev_id_; }
+    // Keep the device after this object dies.
+    void release() noexcept { owned_ = false; }
+
+private:
+    ControlDevice* control_;
+    uint32_t dev_id_;
+    bool owned_ = true;
+};
+
+std::string block_device_path(uint32_t dev_id);
+std::string char_device_path(uint32_t dev_id);
+const char* state_name(uint16_t state);
+
+}  // namespace unbd::ublk
