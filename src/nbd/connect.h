@@ -27,11 +27,6 @@ struct Connection {
     ExportInfo info;
 };
 
-struct ExportListing {
-    std::string name;
-    std::string description;  // empty when the server gave none
-};
-
 // Throws unbd::Error with a one-line reason ("connection refused by ...",
 // "export 'x' does not exist on nbd://...", "the server requires TLS", ...).
 Connection connect_export(const Uri& uri, const ConnectOptions& options);

@@ -32,6 +32,15 @@ struct ExportInfo {
     bool can_cache() const { return has(proto::kFlagSendCache); }
     bool can_df() const { return has(proto::kFlagSendDf); }
     bool can_multi_conn() const { return has(proto::kFlagCanMultiConn); }
+    // The spec asks for a size that is a multiple of the minimum block size;
+    // `unbd info` reports a mismatch, `attach` rounds down.
+    bool size_is_block_aligned() const { return size % block_size_min == 0; }
+};
+
+// One NBD_REP_SERVER entry of NBD_OPT_LIST.
+struct ExportListing {
+    std::string name;
+    std::string description;  // empty when the server gave none
 };
 
 }  // namespace unbd::nbd

@@ -1,0 +1,192 @@
+// connect_export / list_exports: asio does the resolving, connecting and the
+// handshake I/O, each bounded by a deadline; the Handshake machine decides
+// what to send and how much to read. At the end the socket is taken away from
+// asio and handed back blocking, at the first byte of the transmission phase.
+//
+// Everything runs on a private io_context on the caller's thread; nothing
+// outlives the call except the returned fd.
+#include "nbd/connect.h"
+
+#include <fcntl.h>
+
+#include <asio.hpp>
+#include <cstdio>
+
+#include "common/error.h"
+#include "nbd/handshake.h"
+
+namespace unbd::nbd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string seconds_text(std::chrono::milliseconds ms) {
+    char buf[32];
+    if (ms.count() % 1000 == 0)
+        std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ms.count() / 1000));
+    else
+        std::snprintf(buf, sizeof buf, "%.3gs", static_cast<double>(ms.count()) / 1000.0);
+    return buf;
+}
+
+// Runs handlers until `finished` is set; false when the deadline came first.
+bool run_until(asio::io_context& io, const bool& finished, Clock::time_point deadline) {
+    io.restart();
+    while (!finished) {
+        if (Clock::now() >= deadline) return false;
+        io.run_one_until(deadline);
+    }
+    return true;
+}
+
+struct Connector {
+    const Uri& uri;
+    const ConnectOptions& options;
+    asio::io_context io;
+
+    [[noreturn]] void connect_timeout() {
+        throw Error("timed out after " + seconds_text(options.connect_timeout) + " connecting to " + uri.to_string(),
+                    ETIMEDOUT);
+    }
+
+    [[noreturn]] void cannot_connect(const std::error_code& ec) {
+        throw Error("cannot connect to " + uri.to_string() + ": " + ec.message(), ec.value());
+    }
+
+    asio::ip::tcp::socket connect_tcp() {
+        auto deadline = Clock::now() + options.connect_timeout;
+        asio::ip::tcp::resolver resolver(io);
+        asio::ip::tcp::resolver::results_type endpoints;
+        std::error_code ec;
+        bool finished = false;
+        resolver.async_resolve(uri.host, std::to_string(uri.port),
+                               [&](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
+                                   ec = e;
+                                   endpoints = std::move(r);
+                                   finished = true;
+                               });
+        if (!run_until(io, finished, deadline)) {
+            resolver.cancel();
+            throw Error("timed out after " + seconds_text(options.connect_timeout) + " resolving host '" + uri.host +
+                        "'", ETIMEDOUT);
+        }
+        if (ec) throw Error("cannot resolve host '" + uri.host + "': " + ec.message(), ec.value());
+
+        asio::ip::tcp::socket sock(io);
+        finished = false;
+        asio::async_connect(sock, endpoints, [&](const std::error_code& e, const asio::ip::tcp::endpoint&) {
+            ec = e;
+            finished = true;
+        });
+        if (!run_until(io, finished, deadline)) connect_timeout();
+        if (ec) cannot_connect(ec);
+        sock.set_option(asio::ip::tcp::no_delay(true), ec);  // small option packets must not wait
+        return sock;
+    }
+
+    asio::local::stream_protocol::socket connect_unix() {
+        auto deadline = Clock::now() + options.connect_timeout;
+        asio::local::stream_protocol::socket sock(io);
+        std::error_code ec;
+        bool finished = false;
+        asio::local::stream_protocol::endpoint endpoint;
+        try {
+            endpoint = asio::local::stream_protocol::endpoint(uri.socket_path);
+        } catch (const std::system_error& e) {
+            throw Error("bad socket path '" + uri.socket_path + "': " + e.code().message());
+        }
+        sock.async_connect(endpoint, [&](const std::error_code& e) {
+            ec = e;
+            finished = true;
+        });
+        if (!run_until(io, finished, deadline)) connect_timeout();
+        if (ec) cannot_connect(ec);
+        return sock;
+    }
+
+    // Drives the machine over `sock` until it is done; throws on failure.
+    template <typename Socket>
+    void negotiate(Socket& sock, Handshake& hs) {
+        auto deadline = Clock::now() + options.handshake_timeout;
+        auto timed_out = [&] {
+            return Error("timed out after " + seconds_text(options.handshake_timeout) +
+                             " waiting for the server's handshake on " + uri.to_string(),
+                         ETIMEDOUT);
+        };
+        std::vector<std::byte> in;
+        for (;;) {
+            auto out = hs.take_output();
+            if (!out.empty()) {
+                std::error_code ec;
+                bool finished = false;
+                asio::async_write(sock, asio::buffer(out), [&](const std::error_code& e, std::size_t) {
+                    ec = e;
+                    finished = true;
+                });
+                if (!run_until(io, finished, deadline)) throw timed_out();
+                if (ec && !hs.failed())  // a failing handshake's ABORT may find the socket closed
+                    throw Error("cannot send the handshake to " + uri.to_string() + ": " + ec.message(), ec.value());
+            }
+            if (hs.failed()) throw Error(hs.error(), EPROTO);
+            if (hs.done()) return;
+
+            in.resize(hs.bytes_needed());
+            std::error_code ec;
+            std::size_t got = 0;
+            bool finished = false;
+            asio::async_read(sock, asio::buffer(in), [&](const std::error_code& e, std::size_t n) {
+                ec = e;
+                got = n;
+                finished = true;
+            });
+            if (!run_until(io, finished, deadline)) throw timed_out();
+            hs.feed(std::span<const std::byte>(in.data(), got));
+            if (ec == asio::error::eof || ec == asio::error::connection_reset) {
+                if (hs.failed()) throw Error(hs.error(), EPROTO);
+                throw Error(hs.eof_message(), ECONNRESET);
+            }
+            if (ec) throw Error("cannot read the handshake from " + uri.to_string() + ": " + ec.message(), ec.value());
+        }
+    }
+
+    template <typename Socket>
+    Fd release_blocking(Socket& sock) {
+        std::error_code ec;
+        Fd fd(sock.release(ec));
+        if (ec) throw Error("cannot take the socket from asio: " + ec.message(), ec.value());
+        int flags = ::fcntl(fd.get(), F_GETFL);
+        if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) < 0)
+            throw Error(errno_text("fcntl(F_SETFL) on the NBD socket", errno), errno);
+        return fd;
+    }
+
+    // Connects with the right transport, runs the handshake; returns the fd.
+    Fd run(Handshake& hs) {
+        if (uri.transport == Transport::Tcp) {
+            auto sock = connect_tcp();
+            negotiate(sock, hs);
+            return release_blocking(sock);
+        }
+        auto sock = connect_unix();
+        negotiate(sock, hs);
+        return release_blocking(sock);
+    }
+};
+
+}  // namespace
+
+Connection connect_export(const Uri& uri, const ConnectOptions& options) {
+    Connector c{uri, options, {}};
+    Handshake hs({Handshake::Goal::Export, uri.export_name, options.structured_replies, uri.to_string()});
+    Fd fd = c.run(hs);
+    return Connection{std::move(fd), hs.info()};
+}
+
+std::vector<ExportListing> list_exports(const Uri& uri, const ConnectOptions& options) {
+    Connector c{uri, options, {}};
+    Handshake hs({Handshake::Goal::List, uri.export_name, false, uri.to_string()});
+    Fd fd = c.run(hs);  // ABORT already sent; closing is the rest of the soft disconnect
+    return hs.exports();
+}
+
+}  // namespace unbd::nbd

@@ -1,0 +1,182 @@
+// NBD URI parsing (NetworkBlockDevice/nbd doc/uri.md). Every error names the
+// part of the URI that is wrong, because the user typed it.
+#include "nbd/uri.h"
+
+#include <charconv>
+#include <string_view>
+
+#include "common/error.h"
+#include "proto/nbd_wire.h"
+
+namespace unbd::nbd {
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Decodes %XX; `what` names the URI part for the error message.
+std::string percent_decode(std::string_view in, const char* what) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out += in[i];
+            continue;
+        }
+        int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
+        int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
+        if (hi < 0 || lo < 0)
+            throw Error("bad percent-encoding '" + std::string(in.substr(i, 3)) + "' in the " + what + " of the URI");
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+    }
+    return out;
+}
+
+bool is_unreserved(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~';
+}
+
+std::string percent_encode(std::string_view in, std::string_view keep) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (char ch : in) {
+        auto c = static_cast<unsigned char>(ch);
+        if (is_unreserved(ch) || keep.find(ch) != std::string_view::npos) {
+            out += ch;
+        } else {
+            out += '%';
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        }
+    }
+    return out;
+}
+
+uint16_t parse_port(std::string_view text) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535)
+        throw Error("bad port '" + std::string(text) + "' in the URI (expected 1-65535)");
+    return static_cast<uint16_t>(value);
+}
+
+// authority = [userinfo@]host[:port]; host may be an RFC 2732 [IPv6] literal.
+void parse_authority(std::string_view auth, Uri& uri) {
+    if (auto at = auth.rfind('@'); at != std::string_view::npos) auth.remove_prefix(at + 1);  // TLS user name
+    std::string_view port;
+    if (!auth.empty() && auth.front() == '[') {
+        auto close = auth.find(']');
+        if (close == std::string_view::npos)
+            throw Error("unterminated IPv6 address '" + std::string(auth) + "' in the URI (missing ']')");
+        uri.host = percent_decode(auth.substr(1, close - 1), "IPv6 address");
+        auto rest = auth.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':')
+                throw Error("unexpected '" + std::string(rest) + "' after the IPv6 address in the URI");
+            port = rest.substr(1);
+            if (port.empty()) throw Error("empty port after ':' in the URI");
+        }
+        if (uri.host.empty()) throw Error("empty IPv6 address '[]' in the URI");
+    } else {
+        auto colon = auth.find(':');
+        if (colon != std::string_view::npos) {
+            if (auth.find(':', colon + 1) != std::string_view::npos)
+                throw Error("host '" + std::string(auth) + "' looks like an IPv6 address: write it in brackets, "
+                            "e.g. nbd://[::1]/");
+            port = auth.substr(colon + 1);
+            if (port.empty()) throw Error("empty port after ':' in the URI");
+            auth = auth.substr(0, colon);
+        }
+        uri.host = percent_decode(auth, "host");
+    }
+    if (!port.empty()) uri.port = parse_port(port);
+}
+
+void parse_query(std::string_view query, Uri& uri) {
+    while (!query.empty()) {
+        auto amp = query.find_first_of("&;");
+        auto item = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        if (item.empty()) continue;
+        auto eq = item.find('=');
+        auto key = percent_decode(item.substr(0, eq), "query");
+        auto value = eq == std::string_view::npos ? std::string{} : percent_decode(item.substr(eq + 1), "query");
+        if (key == "socket") {
+            if (uri.transport != Transport::Unix)
+                throw Error("query parameter 'socket' is only valid with nbd+unix:// URIs");
+            if (value.empty()) throw Error("empty 'socket=' in the URI");
+            uri.socket_path = value;
+        } else if (key.starts_with("tls-")) {
+            throw Error("query parameter '" + key + "': TLS is not supported yet");
+        } else if (!key.starts_with("x-")) {  // x-*: experimental, may be ignored (uri.md)
+            throw Error("unknown query parameter '" + key + "' in the URI");
+        }
+    }
+}
+
+}  // namespace
+
+Uri parse_uri(const std::string& text) {
+    std::string_view rest = text;
+    auto sep = rest.find("://");
+    if (sep == std::string_view::npos)
+        throw Error("'" + text + "' is not an NBD URI (expected nbd://HOST[:PORT]/EXPORT or "
+                    "nbd+unix:///EXPORT?socket=PATH)");
+    std::string scheme(rest.substr(0, sep));
+    for (auto& c : scheme) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    rest.remove_prefix(sep + 3);
+
+    Uri uri;
+    if (scheme == "nbds" || scheme == "nbds+unix")
+        throw Error("'" + scheme + "://' URIs need TLS: TLS is not supported yet");
+    if (scheme == "nbd")
+        uri.transport = Transport::Tcp;
+    else if (scheme == "nbd+unix")
+        uri.transport = Transport::Unix;
+    else
+        throw Error("unsupported URI scheme '" + scheme + "' (expected nbd or nbd+unix)");
+
+    if (auto hash = rest.find('#'); hash != std::string_view::npos)
+        throw Error("unexpected fragment '" + std::string(rest.substr(hash)) + "' in the URI");
+    std::string_view query;
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+    }
+    auto slash = rest.find('/');
+    auto authority = rest.substr(0, slash);
+    auto path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+
+    if (uri.transport == Transport::Tcp) {
+        if (authority.empty()) throw Error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
+        parse_authority(authority, uri);
+        if (uri.host.empty()) throw Error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
+    } else if (!authority.empty()) {
+        throw Error("nbd+unix:// URIs take no host, but '" + std::string(authority) +
+                    "' was given (expected nbd+unix:///EXPORT?socket=PATH)");
+    }
+
+    uri.export_name = percent_decode(path, "export name");
+    if (uri.export_name.find('\0') != std::string::npos) throw Error("the export name in the URI contains a NUL byte");
+    if (uri.export_name.size() > proto::kMaxStringLength)
+        throw Error("the export name in the URI is longer than 4096 bytes");
+    parse_query(query, uri);
+    if (uri.transport == Transport::Unix && uri.socket_path.empty())
+        throw Error("nbd+unix:// URI '" + text + "' lacks '?socket=PATH'");
+    return uri;
+}
+
+std::string Uri::to_string() const {
+    std::string name = percent_encode(export_name, "/");
+    if (transport == Transport::Unix) return "nbd+unix:///" + name + "?socket=" + percent_encode(socket_path, "/");
+    std::string h = host.find(':') != std::string::npos ? "[" + percent_encode(host, ":") + "]" : host;
+    return "nbd://" + h + ":" + std::to_string(port) + "/" + name;
+}
+
+}  // namespace unbd::nbd
