@@ -54,4 +54,20 @@ io_uring_sqe* Ring::get_sqe() {
     return sqe;
 }
 
+bool Ring::reserve(unsigned n) noexcept {
+    if (n > sq_entries()) return false;
+    while (io_uring_sq_space_left(&ring_) < n) {
+        if (io_uring_submit(&ring_) < 0) return false;
+    }
+    return true;
+}
+
+int Ring::submit_and_wait_timeout(unsigned wait_nr, long long timeout_us) noexcept {
+    __kernel_timespec ts{};
+    ts.tv_sec = timeout_us / 1'000'000;
+    ts.tv_nsec = (timeout_us % 1'000'000) * 1000;
+    io_uring_cqe* cqe = nullptr;
+    return io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_nr, &ts, nullptr);
+}
+
 }  // namespace unbd::uring

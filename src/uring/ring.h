@@ -37,7 +37,15 @@ public:
     // submits what is queued first: a full ring means "wait", never "fail".
     io_uring_sqe* get_sqe();
 
+    // Makes sure `n` SQEs can be taken with get_sqe() without an implicit
+    // submit in between, so a link chain is never cut: submits what is
+    // queued when space is short. False when n exceeds the SQ size.
+    bool reserve(unsigned n) noexcept;
+    unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
+
     int submit() noexcept { return io_uring_submit(&ring_); }
+    // Waits at most `timeout_us` for wait_nr CQEs. -ETIME on timeout.
+    int submit_and_wait_timeout(unsigned wait_nr, long long timeout_us) noexcept;
     int submit_and_wait(unsigned wait_nr) noexcept { return io_uring_submit_and_wait(&ring_, wait_nr); }
 
     // Calls fn(const io_uring_cqe&) for every ready CQE, marking each seen

@@ -1,0 +1,23 @@
+// BlockRequest: what a block-layer frontend (ublk queue, synthetic
+// frontend) asks the NBD session to do. Its payload lives in the io_uring
+// registered buffer whose index is `tag`.
+#pragma once
+
+#include <cstdint>
+
+namespace unbd::nbd {
+
+enum class BlockOp : uint8_t { Read, Write, Flush, Trim, WriteZeroes };
+
+struct BlockRequest {
+    uint16_t tag = 0;
+    BlockOp op = BlockOp::Read;
+    uint64_t offset = 0;
+    uint32_t length = 0;
+    bool fua = false;
+    bool no_hole = false;  // WRITE_ZEROES only: the server must not punch a hole
+};
+
+const char* name(BlockOp op);
+
+}  // namespace unbd::nbd

@@ -1,0 +1,122 @@
+// The reply reader: one recv in flight per socket. A 16-byte simple reply
+// header (MSG_WAITALL into session memory), then for a successful READ the
+// payload straight into the tag's fixed buffer, looping until complete,
+// then the next header. It is armed only while replies are expected, so an
+// idle session has nothing in the kernel.
+//
+// Every cookie is checked before use: unknown tag, stale generation, a part
+// never sent, a duplicate reply, bad magic → protocol error, session failed.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <span>
+
+#include "common/error.h"
+#include "nbd/cookie.h"
+#include "nbd/session.h"
+
+namespace unbd::nbd {
+
+namespace {
+std::string hex(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+}  // namespace
+
+void Session::arm_reader() {
+    io_uring_sqe* sqe = ring_.get_sqe();
+    if (reader_ == ReaderState::Idle) {
+        reader_ = ReaderState::Header;
+        reply_got_ = 0;
+    }
+    if (reader_ == ReaderState::Header) {
+        uring::prep_recv(sqe, socket_, reply_buf_ + reply_got_, proto::kSimpleReplySize - reply_got_, MSG_WAITALL);
+        uring::set_user_data(sqe, user_data(kRecvHeader, 0));
+    } else {
+        const uint64_t addr = payload_addr(payload_tag_, payload_offset_);
+        if (opt_.payload_ops == PayloadOps::SendRecvFixed)
+            uring::prep_recv_fixed(sqe, socket_, addr, payload_left_, MSG_WAITALL, payload_tag_);
+        else
+            uring::prep_read_fixed(sqe, socket_, addr, payload_left_, payload_tag_);
+        uring::set_user_data(sqe, user_data(kRecvPayload, payload_tag_));
+    }
+    reader_armed_ = true;
+    ++sqes_in_kernel_;
+}
+
+void Session::on_header_cqe(int res) {
+    reader_armed_ = false;
+    --sqes_in_kernel_;
+    if (failed_) return;
+    if (res == -EINTR || res == -EAGAIN) return;  // re-armed by prepare_sqes
+    if (res < 0) return fail(errno_text("NBD session: receiving from the server failed", res));
+    if (res == 0) return fail("NBD session: the server closed the connection");
+    reply_got_ += static_cast<uint32_t>(res);
+    if (reply_got_ < proto::kSimpleReplySize) return;
+    reader_ = ReaderState::Idle;
+    handle_reply();
+}
+
+void Session::handle_reply() {
+    const auto bytes = std::span<const std::byte, proto::kSimpleReplySize>(reply_buf_, proto::kSimpleReplySize);
+    const auto reply = proto::decode_simple_reply(bytes);
+    if (!reply) {
+        const uint32_t magic = proto::load_be<uint32_t>(reply_buf_);
+        if (magic == proto::kStructuredReplyMagic)
+            return fail("NBD session: protocol error: structured reply, but none were negotiated");
+        return fail("NBD session: protocol error: bad reply magic " + hex(magic));
+    }
+    const Cookie c = Cookie::decode(reply->cookie);
+    const std::string what = "reply with cookie " + hex(reply->cookie);
+    if (c.tag >= slots_.size()) return fail("NBD session: protocol error: " + what + " names no request");
+    Slot& s = slots_[c.tag];
+    if (!s.active || s.generation != c.generation || c.part >= s.end_part)
+        return fail("NBD session: protocol error: " + what + " answers no request in flight");
+    if (s.parts[c.part] == PartState::Unsent)
+        return fail("NBD session: protocol error: " + what + " answers a request not sent yet");
+    if (s.parts[c.part] == PartState::Replied)
+        return fail("NBD session: protocol error: duplicate " + what);
+
+    const bool is_data_part = c.part < s.data_parts;
+    if (reply->error != 0) {
+        if (s.result == 0) s.result = -proto::errno_from_nbd_error(reply->error);
+    } else if (is_data_part && s.cmd == proto::Cmd::Read) {
+        uint32_t buf_off = 0;
+        const uint32_t len = part_length(s, c.part, &buf_off);
+        reader_ = ReaderState::Payload;
+        payload_tag_ = c.tag;
+        payload_part_ = c.part;
+        payload_offset_ = buf_off;
+        payload_left_ = len;
+        return;  // the part is replied once its payload is in
+    }
+    s.parts[c.part] = PartState::Replied;
+    --s.parts_pending;
+    --replies_expected_;
+    maybe_complete(c.tag);
+}
+
+void Session::on_payload_cqe(int res) {
+    reader_armed_ = false;
+    --sqes_in_kernel_;
+    if (failed_) return;
+    if (res == -EINTR || res == -EAGAIN) return;
+    if (res < 0) return fail(errno_text("NBD session: receiving a READ payload failed", res));
+    if (res == 0) return fail("NBD session: the server closed the connection in the middle of a READ payload");
+    const auto n = static_cast<uint32_t>(res);
+    if (n > payload_left_) return fail("NBD session: the kernel returned more payload than asked for");
+    payload_offset_ += n;
+    payload_left_ -= n;
+    if (payload_left_ > 0) return;
+    reader_ = ReaderState::Idle;
+    Slot& s = slots_[payload_tag_];
+    s.parts[payload_part_] = PartState::Replied;
+    --s.parts_pending;
+    --replies_expected_;
+    maybe_complete(payload_tag_);
+}
+
+}  // namespace unbd::nbd

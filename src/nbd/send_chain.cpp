@@ -1,0 +1,172 @@
+// The send chain: at most one IOSQE_IO_LINK chain in flight per socket, so
+// the bytes of two requests never interleave. Consecutive request headers
+// share one send; a WRITE's payload follows its header as a fixed-buffer
+// op. A short send ends the chain early (the kernel cancels the rest with
+// -ECANCELED); the unsent remainder becomes the next chain, in order.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <span>
+
+#include "common/error.h"
+#include "nbd/cookie.h"
+#include "nbd/session.h"
+
+namespace unbd::nbd {
+
+namespace {
+// user_data value of a send SQE: the segment index, and the tag so that a
+// SEND_ZC notification (which may come after the chain is gone) finds it.
+constexpr uint64_t send_value(uint32_t index, uint16_t tag) { return uint64_t{index} | (uint64_t{tag} << 20); }
+constexpr uint32_t value_index(uint64_t v) { return static_cast<uint32_t>(v & 0xfffff); }
+constexpr uint16_t value_tag(uint64_t v) { return static_cast<uint16_t>(v >> 20); }
+}  // namespace
+
+void Session::build_chain() {
+    chain_.clear();
+    header_used_ = 0;
+    const std::size_t header_cap = header_buf_.size() / proto::kRequestSize;
+    bool full = false;
+    while (fifo_size_ > 0 && !full) {
+        const uint16_t tag = send_fifo_[fifo_head_];
+        Slot& s = slots_[tag];
+        while (s.next_part < s.end_part) {
+            const uint16_t part = s.next_part;
+            const bool is_flush = part >= s.data_parts;
+            const bool has_payload = !is_flush && s.cmd == proto::Cmd::Write;
+            const bool new_header_seg = chain_.empty() || chain_.back().kind != Segment::Kind::Headers;
+            const unsigned need = (new_header_seg ? 1u : 0u) + (has_payload ? 1u : 0u);
+            if (chain_.size() + need > opt_.max_chain_sqes || header_used_ + 1 > header_cap) {
+                full = true;  // the tag stays at the head of the queue
+                break;
+            }
+
+            uint32_t buf_off = 0;
+            const uint32_t len = part_length(s, part, &buf_off);
+            proto::Request req;
+            req.type = is_flush ? proto::Cmd::Flush : s.cmd;
+            req.flags = is_flush ? 0 : s.cmd_flags;
+            req.cookie = Cookie{tag, part, s.generation}.encode();
+            req.offset = is_flush ? 0 : s.req.offset + buf_off;
+            req.length = len;
+            const auto off = header_used_ * proto::kRequestSize;
+            proto::encode_request(req, std::span<std::byte, proto::kRequestSize>(header_buf_.data() + off,
+                                                                                 proto::kRequestSize));
+            ++header_used_;
+            if (new_header_seg)
+                chain_.push_back(Segment{Segment::Kind::Headers, tag, static_cast<uint32_t>(off),
+                                         static_cast<uint32_t>(proto::kRequestSize)});
+            else
+                chain_.back().length += proto::kRequestSize;
+            if (has_payload) chain_.push_back(Segment{Segment::Kind::Payload, tag, buf_off, len});
+            s.parts[part] = PartState::Sent;
+            ++replies_expected_;
+            ++s.next_part;
+        }
+        if (full) break;
+        s.queued = false;
+        fifo_head_ = (fifo_head_ + 1) % send_fifo_.size();
+        --fifo_size_;
+    }
+    chain_resume_ = 0;
+    if (!chain_.empty()) start_chain();
+}
+
+void Session::queue_disc() {
+    chain_.clear();
+    proto::Request req;
+    req.type = proto::Cmd::Disc;
+    proto::encode_request(req, std::span<std::byte, proto::kRequestSize>(header_buf_.data(), proto::kRequestSize));
+    header_used_ = 1;
+    chain_.push_back(Segment{Segment::Kind::Headers, 0, 0, static_cast<uint32_t>(proto::kRequestSize)});
+    chain_resume_ = 0;
+    disc_queued_ = true;
+    start_chain();
+}
+
+void Session::start_chain() {
+    // After a break only the unsent tail goes again; drop what went out.
+    if (chain_resume_ > 0) chain_.erase(chain_.begin(), chain_.begin() + static_cast<long>(chain_resume_));
+    chain_resume_ = 0;
+    chain_broken_ = false;
+    const unsigned n = static_cast<unsigned>(chain_.size());
+    if (n == 0) return;
+    if (!ring_.reserve(n)) return fail("NBD session: cannot reserve " + std::to_string(n) + " SQEs for a send chain");
+    for (unsigned i = 0; i < n; ++i) {
+        Segment& seg = chain_[i];
+        io_uring_sqe* sqe = ring_.get_sqe();
+        const uint32_t left = seg.length - seg.done;
+        const bool last = i + 1 == n;
+        if (seg.kind == Segment::Kind::Headers) {
+            // MSG_MORE lets TCP put a header and its payload in one segment.
+            const int flags = MSG_NOSIGNAL | (last ? 0 : MSG_MORE);
+            uring::prep_send(sqe, socket_, header_buf_.data() + seg.offset + seg.done, left, flags);
+        } else {
+            const uint64_t addr = payload_addr(seg.tag, seg.offset + seg.done);
+            switch (opt_.payload_ops) {
+                case PayloadOps::ReadWriteFixed: uring::prep_write_fixed(sqe, socket_, addr, left, seg.tag); break;
+                case PayloadOps::SendRecvFixed:
+                    uring::prep_send_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL, seg.tag);
+                    break;
+                case PayloadOps::SendZcFixed:
+                    uring::prep_send_zc_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL, seg.tag);
+                    break;
+            }
+            ++slots_[seg.tag].payload_sends;
+        }
+        if (!last) uring::set_link(sqe);
+        uring::set_user_data(sqe, user_data(kSend, send_value(i, seg.tag)));
+    }
+    sqes_in_kernel_ += n;
+    chain_cqes_pending_ = n;
+    chain_in_flight_ = true;
+}
+
+void Session::on_send_cqe(uint64_t value, const io_uring_cqe& cqe) {
+    if (cqe.flags & IORING_CQE_F_NOTIF) {  // SEND_ZC: the buffer is free now
+        const uint16_t tag = value_tag(value);
+        --sqes_in_kernel_;
+        --slots_[tag].payload_sends;
+        maybe_complete(tag);
+        return;
+    }
+    const bool notif_follows = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    if (!notif_follows) --sqes_in_kernel_;
+    const uint32_t index = value_index(value);
+    if (index >= chain_.size() || chain_cqes_pending_ == 0) return;  // cannot happen; be safe
+    Segment& seg = chain_[index];
+    const bool payload = seg.kind == Segment::Kind::Payload;
+    const uint16_t tag = seg.tag;
+    --chain_cqes_pending_;
+    if (seg.kind == Segment::Kind::Payload && !notif_follows) --slots_[seg.tag].payload_sends;
+
+    const int res = cqe.res;
+    if (res > 0) {
+        seg.done += static_cast<uint32_t>(res);
+        if (seg.done < seg.length) chain_broken_ = true;
+    } else if (res == -ECANCELED || res == -EAGAIN || res == -EINTR) {
+        chain_broken_ = true;
+    } else if (res == 0) {
+        fail("NBD session: the connection accepts no more data");
+    } else {
+        fail(errno_text("NBD session: sending to the server failed", res));
+    }
+    if (chain_cqes_pending_ == 0) finish_chain();
+    if (payload) maybe_complete(tag);
+}
+
+void Session::finish_chain() {
+    chain_in_flight_ = false;
+    std::size_t first = 0;
+    while (first < chain_.size() && chain_[first].done >= chain_[first].length) ++first;
+    if (first == chain_.size()) {
+        // Keep chain_ until the next build: late SEND_ZC notifications only use the tag.
+        chain_broken_ = false;
+        if (disc_queued_) disc_sent_ = true;
+        return;
+    }
+    chain_broken_ = true;
+    chain_resume_ = first;
+}
+
+}  // namespace unbd::nbd

@@ -1,0 +1,248 @@
+// Session: request mapping (BlockRequest -> NBD commands), completion
+// accounting, the CQE dispatcher and failure handling. The send chain is in
+// send_chain.cpp, the reply reader in reply_reader.cpp.
+#include "nbd/session.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "common/error.h"
+#include "uring/user_data.h"
+
+namespace unbd::nbd {
+
+const char* name(BlockOp op) {
+    switch (op) {
+        case BlockOp::Read: return "READ";
+        case BlockOp::Write: return "WRITE";
+        case BlockOp::Flush: return "FLUSH";
+        case BlockOp::Trim: return "TRIM";
+        case BlockOp::WriteZeroes: return "WRITE_ZEROES";
+    }
+    return "?";
+}
+
+const char* name(PayloadOps ops) {
+    switch (ops) {
+        case PayloadOps::ReadWriteFixed: return "read_write_fixed";
+        case PayloadOps::SendRecvFixed: return "send_recv_fixed";
+        case PayloadOps::SendZcFixed: return "send_zc_fixed";
+    }
+    return "?";
+}
+
+PayloadOps choose_payload_ops(const uring::SocketOpSupport& s) {
+    if (s.send_fixed && s.recv_fixed) return PayloadOps::SendRecvFixed;
+    return PayloadOps::ReadWriteFixed;
+}
+
+Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const ExportInfo& info,
+                 SessionOptions options)
+    : ring_(ring), socket_(socket), raw_fd_(raw_fd), info_(info), opt_(std::move(options)) {
+    if (opt_.queue_depth == 0) throw Error("NBD session: queue depth must be at least 1");
+    if (opt_.buffer_kind == BufferKind::UserAddress && !opt_.buffer_base)
+        throw Error("NBD session: user buffers need a buffer_base function");
+    if (!opt_.on_complete) throw Error("NBD session: on_complete is required");
+    const uint32_t min = std::max<uint32_t>(1, info_.block_size_min);
+    uint32_t max = std::min(info_.block_size_max, opt_.max_request_bytes);
+    chunk_ = std::max(min, max / min * min);
+    opt_.max_chain_sqes = std::clamp(opt_.max_chain_sqes, 2u, ring_.sq_entries());
+
+    const uint32_t max_parts = (opt_.max_request_bytes + chunk_ - 1) / chunk_ + 1;
+    if (max_parts > 0xffff) throw Error("NBD session: the server's maximum payload is too small");
+    slots_.resize(opt_.queue_depth);
+    for (auto& s : slots_) s.parts.reserve(max_parts);
+    send_fifo_.resize(opt_.queue_depth);
+    ready_.reserve(opt_.queue_depth);
+    chain_.reserve(opt_.max_chain_sqes);
+    header_buf_.resize(std::size_t{opt_.queue_depth} * max_parts * proto::kRequestSize);
+}
+
+Session::~Session() = default;
+
+// The one place that knows user buffers from kernel-registered ones.
+uint64_t Session::payload_addr(uint16_t tag, uint32_t offset) const {
+    if (opt_.buffer_kind == BufferKind::KernelOffset) return offset;
+    return opt_.buffer_base(tag) + offset;
+}
+
+uint64_t Session::user_data(Kind kind, uint64_t value) const {
+    return uring::UserData{uring::Owner::NbdSession, opt_.instance, kind, value}.encode();
+}
+
+// <0: refuse with that errno; 1: done without I/O; 0: send it.
+int Session::validate(const BlockRequest& r) const {
+    const bool writes = r.op != BlockOp::Read && r.op != BlockOp::Flush;
+    if (writes && info_.read_only()) return -EROFS;
+    switch (r.op) {
+        case BlockOp::Flush:
+            // No SEND_FLUSH means no write cache to flush, as the block layer sees it.
+            return info_.can_flush() ? 0 : 1;
+        case BlockOp::Trim:
+            if (!info_.can_trim()) return -EOPNOTSUPP;
+            break;
+        case BlockOp::WriteZeroes:
+            if (!info_.can_write_zeroes()) return -EOPNOTSUPP;
+            break;
+        case BlockOp::Read:
+        case BlockOp::Write:
+            if (r.length > opt_.max_request_bytes) return -EINVAL;
+            break;
+    }
+    if (r.length == 0) return -EINVAL;
+    const uint32_t min = std::max<uint32_t>(1, info_.block_size_min);
+    if (r.offset % min != 0 || r.length % min != 0) return -EINVAL;
+    if (r.offset > info_.size || r.length > info_.size - r.offset) return -EINVAL;
+    return 0;
+}
+
+void Session::plan(Slot& s) {
+    const BlockRequest& r = s.req;
+    s.cmd_flags = 0;
+    s.flush_after = false;
+    switch (r.op) {
+        case BlockOp::Read: s.cmd = proto::Cmd::Read; break;
+        case BlockOp::Write: s.cmd = proto::Cmd::Write; break;
+        case BlockOp::Flush: s.cmd = proto::Cmd::Flush; break;
+        case BlockOp::Trim: s.cmd = proto::Cmd::Trim; break;
+        case BlockOp::WriteZeroes:
+            s.cmd = proto::Cmd::WriteZeroes;
+            if (r.no_hole) s.cmd_flags |= proto::kCmdFlagNoHole;
+            break;
+    }
+    if (r.fua && r.op != BlockOp::Read && r.op != BlockOp::Flush) {
+        if (info_.can_fua())
+            s.cmd_flags |= proto::kCmdFlagFua;
+        else if (info_.can_flush())
+            s.flush_after = true;  // else no write cache: the data is already stable
+    }
+    const bool split = r.op == BlockOp::Read || r.op == BlockOp::Write;
+    s.data_parts = split ? static_cast<uint16_t>((r.length + chunk_ - 1) / chunk_) : 1;
+    s.end_part = s.data_parts;
+    s.next_part = 0;
+    s.parts_pending = s.data_parts;
+    s.parts.assign(s.data_parts + 1u, PartState::Unsent);
+    s.result = 0;
+}
+
+uint32_t Session::part_length(const Slot& s, uint16_t part, uint32_t* buf_offset) const {
+    *buf_offset = 0;
+    if (part >= s.data_parts) return 0;  // the FUA flush
+    if (s.cmd != proto::Cmd::Read && s.cmd != proto::Cmd::Write) return s.req.length;
+    *buf_offset = uint32_t{part} * chunk_;
+    return std::min(chunk_, s.req.length - *buf_offset);
+}
+
+void Session::submit(const BlockRequest& r) {
+    if (r.tag >= slots_.size())
+        throw Error("NBD session: tag " + std::to_string(r.tag) + " is beyond the queue depth");
+    Slot& s = slots_[r.tag];
+    if (s.active) throw Error("NBD session: tag " + std::to_string(r.tag) + " submitted twice");
+    if (disc_requested_) return complete_later(r.tag, -ESHUTDOWN);
+    const int v = validate(r);
+    if (v != 0) return complete_later(r.tag, v < 0 ? v : 0);
+    s.req = r;
+    s.active = true;
+    ++s.generation;
+    ++active_count_;
+    plan(s);
+    enqueue(r.tag);
+}
+
+void Session::enqueue(uint16_t tag) {
+    Slot& s = slots_[tag];
+    if (s.queued) return;
+    s.queued = true;
+    send_fifo_[(fifo_head_ + fifo_size_) % send_fifo_.size()] = tag;
+    ++fifo_size_;
+}
+
+void Session::complete_later(uint16_t tag, int result) { ready_.emplace_back(tag, result); }
+
+void Session::flush_ready() {
+    // on_complete may submit again, which may append to ready_.
+    for (std::size_t i = 0; i < ready_.size(); ++i) {
+        auto [tag, result] = ready_[i];
+        opt_.on_complete(tag, result);
+    }
+    ready_.clear();
+}
+
+// A request is finished when every part has its reply and no SQE still
+// references its buffer. FUA emulation adds the FLUSH only then, because a
+// FLUSH covers only writes already replied to.
+void Session::maybe_complete(uint16_t tag) {
+    Slot& s = slots_[tag];
+    if (!s.active || s.parts_pending != 0 || s.payload_sends != 0 || failed_) return;
+    if (s.flush_after && s.result == 0) {
+        s.flush_after = false;
+        s.end_part = s.data_parts + 1;
+        s.parts_pending = 1;
+        enqueue(tag);
+        return;
+    }
+    int result = s.result;
+    if (result == 0) result = s.req.op == BlockOp::Flush ? 0 : static_cast<int>(s.req.length);
+    s.active = false;
+    --active_count_;
+    opt_.on_complete(tag, result);
+}
+
+void Session::prepare_sqes() {
+    flush_ready();
+    if (failed_) return;
+    if (!chain_in_flight_) {
+        if (chain_broken_)
+            start_chain();
+        else if (fifo_size_ > 0)
+            build_chain();
+        else if (disc_requested_ && !disc_queued_ && active_count_ == 0)
+            queue_disc();
+    }
+    if (!failed_ && !reader_armed_ && (replies_expected_ > 0 || reader_ == ReaderState::Payload)) arm_reader();
+}
+
+bool Session::handle_cqe(const io_uring_cqe& cqe) {
+    const auto ud = uring::UserData::decode(cqe.user_data);
+    if (ud.owner != uring::Owner::NbdSession || ud.instance != opt_.instance) return false;
+    switch (ud.kind) {
+        case kSend: on_send_cqe(ud.value, cqe); break;
+        case kRecvHeader: on_header_cqe(cqe.res); break;
+        case kRecvPayload: on_payload_cqe(cqe.res); break;
+        default: break;
+    }
+    return true;
+}
+
+void Session::fail(const std::string& reason) {
+    if (failed_) return;
+    failed_ = true;
+    failure_reason_ = reason;
+    // Wakes every pending send and recv of this socket, so idle() comes.
+    ::shutdown(raw_fd_, SHUT_RDWR);
+}
+
+std::vector<BlockRequest> Session::take_unfinished() {
+    std::vector<BlockRequest> out;
+    if (!idle()) return out;
+    for (auto& s : slots_) {
+        if (!s.active) continue;
+        out.push_back(s.req);
+        s.active = false;
+        s.queued = false;
+    }
+    active_count_ = 0;
+    fifo_size_ = 0;
+    flush_ready();
+    return out;
+}
+
+void Session::fail_unfinished(int error) {
+    for (const BlockRequest& r : take_unfinished()) opt_.on_complete(r.tag, error);
+}
+
+void Session::disconnect() { disc_requested_ = true; }
+
+}  // namespace unbd::nbd

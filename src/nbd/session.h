@@ -1,0 +1,201 @@
+// Session: one NBD connection in transmission phase, driven entirely by a
+// caller-owned io_uring. The owner (a ublk queue thread, or the synthetic
+// frontend in tests and benchmarks) runs the loop; the session never
+// submits or waits on its own:
+//
+//     for (;;) {
+//         session.prepare_sqes();          // next send chain, reply reader
+//         ring.submit_and_wait(1);
+//         ring.drain_cqes([&](const io_uring_cqe& c) {
+//             if (!session.handle_cqe(c)) { /* the owner's own CQE */ }
+//         });
+//     }
+//
+// Threading: one thread (the ring's issuer) calls everything. on_complete
+// is called from handle_cqe() and prepare_sqes(); it may call submit().
+//
+// Sends: one link chain in flight (IOSQE_IO_LINK between every SQE, none
+// on the last), reserved together so no submit cuts it; requests arriving
+// meanwhile are batched into the next chain. A short or failed send breaks
+// the chain: the remainder and the cancelled SQEs are resent in order.
+// Replies: one reader; a 16-byte simple reply header, then for READ the
+// payload straight into the fixed buffer at index == tag.
+//
+// Failure: a lost connection or protocol violation marks the session
+// failed (failure_reason() says why), shuts the socket down so every
+// pending SQE completes, and stops arming new ones. Once idle() the owner
+// either takes the unfinished requests (take_unfinished(), to replay them
+// on a new connection) or fails them (fail_unfinished(-EIO)). Nothing is
+// ever lost: each submitted tag completes exactly once, or is handed back.
+//
+// Lifetime: the session must outlive every SQE it queued: destroy it only
+// when idle() (the owner keeps reaping CQEs until then).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nbd/block_request.h"
+#include "nbd/export_info.h"
+#include "nbd/payload.h"
+#include "proto/nbd_wire.h"
+#include "uring/ring.h"
+#include "uring/sqe.h"
+
+namespace unbd::nbd {
+
+struct SessionOptions {
+    uint16_t queue_depth = 64;       // tags 0 .. queue_depth-1
+    uint32_t max_request_bytes = 1u << 20;  // largest BlockRequest::length for READ/WRITE
+    BufferKind buffer_kind = BufferKind::UserAddress;
+    // UserAddress only: the user address of tag's registered buffer.
+    std::function<uint64_t(uint16_t tag)> buffer_base;
+    PayloadOps payload_ops = PayloadOps::ReadWriteFixed;
+    uint8_t instance = 0;            // user_data instance byte (several sessions on one ring)
+    unsigned max_chain_sqes = 64;    // cap on one link chain (must fit the SQ)
+    std::function<void(uint16_t tag, int result)> on_complete;  // bytes or -errno
+};
+
+class Session {
+public:
+    // socket: connected, transmission phase; a plain fd, or a registered
+    // file index. raw_fd is the plain fd (for shutdown on failure), even
+    // when socket is a registered index.
+    Session(uring::Ring& ring, uring::Target socket, int raw_fd, const ExportInfo& info, SessionOptions options);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // Queues one request for its tag. Requests that need no I/O or are
+    // refused (unaligned, unsupported, session failed) complete at the next
+    // prepare_sqes(). A tag must not be resubmitted before it completed.
+    void submit(const BlockRequest& request);
+
+    // Called once per loop iteration before the owner submits.
+    void prepare_sqes();
+
+    // False when the CQE is not this session's (owner byte / instance).
+    bool handle_cqe(const io_uring_cqe& cqe);
+
+    bool failed() const noexcept { return failed_; }
+    const std::string& failure_reason() const noexcept { return failure_reason_; }
+    // True when no SQE of this session is in the kernel.
+    bool idle() const noexcept { return sqes_in_kernel_ == 0; }
+    // Requests submitted and not yet completed.
+    unsigned in_flight() const noexcept { return active_count_; }
+    // True when nothing is pending and no I/O is outstanding.
+    bool drained() const noexcept { return active_count_ == 0 && ready_.empty() && idle(); }
+
+    // After failure, once idle(): every unfinished request, removed from the
+    // session without completing it (for replay on a new connection).
+    std::vector<BlockRequest> take_unfinished();
+    // Completes every unfinished request with `error` (negative errno).
+    void fail_unfinished(int error);
+
+    // Sends NBD_CMD_DISC once every request has completed; afterwards
+    // submit() is refused. disconnected() turns true once it was sent.
+    void disconnect();
+    bool disconnected() const noexcept { return disc_sent_; }
+
+    // Fails the session from outside (e.g. a timeout in the owner).
+    void fail(const std::string& reason);
+
+private:
+    // One part = one NBD command (a READ/WRITE piece, or the FUA flush).
+    enum class PartState : uint8_t { Unsent, Sent, Replied };
+    struct Slot {
+        BlockRequest req;
+        uint32_t generation = 0;
+        bool active = false;
+        proto::Cmd cmd = proto::Cmd::Read;
+        uint16_t cmd_flags = 0;
+        uint16_t data_parts = 0;      // NBD commands carrying the request itself
+        bool flush_after = false;     // FUA emulated by a FLUSH once the data parts replied
+        uint16_t next_part = 0;       // next part to put in a chain
+        uint16_t end_part = 0;        // parts to send so far (data_parts, +1 for the flush)
+        uint16_t parts_pending = 0;   // parts sent or to send whose reply has not come
+        uint16_t payload_sends = 0;   // payload SQEs of this tag still in the kernel
+        bool queued = false;          // in send_fifo_
+        int result = 0;               // first error, or 0
+        std::vector<PartState> parts;
+    };
+    struct Segment {
+        enum class Kind : uint8_t { Headers, Payload } kind;
+        uint16_t tag = 0;
+        uint32_t offset = 0;  // Headers: into header_buf_; Payload: into the tag's buffer
+        uint32_t length = 0;
+        uint32_t done = 0;    // bytes confirmed sent
+        bool notif_pending = false;  // SEND_ZC: buffer still referenced
+    };
+    enum class ReaderState : uint8_t { Idle, Header, Payload };
+    enum Kind : uint8_t { kSend = 1, kRecvHeader = 2, kRecvPayload = 3 };
+
+    // session.cpp
+    uint64_t payload_addr(uint16_t tag, uint32_t offset) const;  // the BufferKind switch
+    uint64_t user_data(Kind kind, uint64_t value) const;
+    int validate(const BlockRequest& r) const;
+    void plan(Slot& s);
+    uint32_t part_length(const Slot& s, uint16_t part, uint32_t* buf_offset) const;
+    void maybe_complete(uint16_t tag);
+    void complete_later(uint16_t tag, int result);
+    void enqueue(uint16_t tag);
+    void flush_ready();
+
+    // send_chain.cpp
+    void build_chain();
+    void start_chain();
+    void on_send_cqe(uint64_t value, const io_uring_cqe& cqe);
+    void finish_chain();
+    void queue_disc();
+
+    // reply_reader.cpp
+    void arm_reader();
+    void on_header_cqe(int res);
+    void on_payload_cqe(int res);
+    void handle_reply();
+
+    uring::Ring& ring_;
+    uring::Target socket_;
+    int raw_fd_;
+    ExportInfo info_;
+    SessionOptions opt_;
+    uint32_t chunk_ = 0;  // READ/WRITE split size (<= server max, multiple of min)
+
+    std::vector<Slot> slots_;
+    std::vector<uint16_t> send_fifo_;  // ring buffer of tags
+    std::size_t fifo_head_ = 0, fifo_size_ = 0;
+    std::vector<std::pair<uint16_t, int>> ready_;  // completions deferred to prepare_sqes
+    unsigned active_count_ = 0;
+
+    // send chain
+    std::vector<Segment> chain_;
+    std::vector<std::byte> header_buf_;
+    std::size_t header_used_ = 0;
+    bool chain_in_flight_ = false;
+    bool chain_broken_ = false;     // a short/cancelled send: resend the rest
+    unsigned chain_cqes_pending_ = 0;
+    std::size_t chain_resume_ = 0;  // first segment not fully sent
+
+    // reply reader
+    ReaderState reader_ = ReaderState::Idle;
+    bool reader_armed_ = false;
+    alignas(8) std::byte reply_buf_[proto::kSimpleReplySize]{};
+    uint32_t reply_got_ = 0;
+    uint16_t payload_tag_ = 0;
+    uint16_t payload_part_ = 0;
+    uint32_t payload_offset_ = 0;  // where in the tag's buffer the next byte goes
+    uint32_t payload_left_ = 0;
+    unsigned replies_expected_ = 0;  // NBD commands sent and not yet replied
+
+    unsigned sqes_in_kernel_ = 0;
+    bool failed_ = false;
+    std::string failure_reason_;
+    bool disc_requested_ = false;
+    bool disc_queued_ = false;
+    bool disc_sent_ = false;
+};
+
+}  // namespace unbd::nbd

@@ -1,0 +1,87 @@
+// SyntheticFrontend: stands in for a ublk queue where the kernel has no
+// ublk (tests, benchmarks). It owns one io_uring, the connected socket (as
+// registered file 0), and per-tag page-aligned buffers registered at
+// buffer index == tag, feeds BlockRequests to a Session on that ring and
+// runs the loop the ublk queue thread would run.
+//
+// Single-threaded: everything runs on the thread that created it.
+// Shutdown: the destructor fails the session if it still has I/O in the
+// kernel, reaps until idle (bounded), then tears down ring resources.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "common/fd.h"
+#include "nbd/session.h"
+#include "uring/registered.h"
+#include "uring/ring.h"
+
+namespace unbd::nbd {
+
+struct SyntheticOptions {
+    uint16_t queue_depth = 64;
+    uint32_t buffer_bytes = 1u << 20;  // per tag; also the largest READ/WRITE
+    PayloadOps payload_ops = PayloadOps::ReadWriteFixed;
+    bool fixed_file = true;            // register the socket, use IOSQE_FIXED_FILE
+    unsigned max_chain_sqes = 64;
+};
+
+class SyntheticFrontend {
+public:
+    using Completion = std::function<void(uint16_t tag, int result)>;
+
+    SyntheticFrontend(Fd socket, const ExportInfo& info, const SyntheticOptions& options);
+    ~SyntheticFrontend();
+    SyntheticFrontend(const SyntheticFrontend&) = delete;
+    SyntheticFrontend& operator=(const SyntheticFrontend&) = delete;
+
+    std::span<std::byte> buffer(uint16_t tag);
+    Session& session() { return *session_; }
+    uring::Ring& ring() { return *ring_; }
+    uint16_t queue_depth() const { return options_.queue_depth; }
+    int socket_fd() const { return socket_.get(); }
+
+    // Called for every completion (including the -EIO given to requests
+    // left unfinished when the session fails).
+    void set_on_complete(Completion fn) { on_complete_ = std::move(fn); }
+    void submit(const BlockRequest& r) { session_->submit(r); }
+
+    // One loop iteration: prepare, submit, wait up to timeout for a CQE,
+    // dispatch every CQE. After a failure, once the session is idle, every
+    // unfinished request completes with -EIO.
+    void step(std::chrono::microseconds timeout);
+    // Iterates until done() or the timeout; false on timeout.
+    bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+
+    // Runs `count` requests with up to queue_depth in flight. make(i, tag)
+    // fills the tag's buffer and returns request i (its tag is forced to
+    // `tag`); done(i, tag, result) sees each completion. False on timeout.
+    bool run_batch(std::size_t count, const std::function<BlockRequest(std::size_t, uint16_t)>& make,
+                   const std::function<void(std::size_t, uint16_t, int)>& done,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+    // One request on tag 0, waited for. -ETIMEDOUT on timeout.
+    int execute(BlockRequest r, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+    // NBD_CMD_DISC after draining; true once sent.
+    bool disconnect(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+private:
+    struct FreeDeleter {
+        void operator()(std::byte* p) const;
+    };
+    SyntheticOptions options_;
+    Fd socket_;
+    std::unique_ptr<uring::Ring> ring_;
+    std::unique_ptr<std::byte, FreeDeleter> memory_;
+    std::unique_ptr<uring::BufferTable> buffers_;
+    std::unique_ptr<uring::FileTable> files_;
+    std::unique_ptr<Session> session_;
+    Completion on_complete_;
+};
+
+}  // namespace unbd::nbd
