@@ -52,7 +52,7 @@ std::string describe_option_error(proto::Opt option, uint32_t rep_type, std::str
             text = "the server requires block size negotiation for " + exp + " on " + where;
             break;
         case Rep::ErrTooBig:
-            text = "the server says the " + opt + " request was too big (" + where + ")";
+            text = "the " + opt + " request was too big for the server (" + where + ")";
             break;
         case Rep::ErrExtHeaderReqd:
             text = "the server requires extended headers, which unbd does not support yet (" + where + ")";

@@ -1,0 +1,103 @@
+// NBD URI parsing: the forms of doc/uri.md, and errors that name the bad part.
+#include <doctest/doctest.h>
+
+#include "common/error.h"
+#include "nbd/uri.h"
+
+using unbd::nbd::parse_uri;
+using unbd::nbd::Transport;
+
+namespace {
+std::string error_of(const std::string& text) {
+    try {
+        parse_uri(text);
+    } catch (const unbd::Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+}  // namespace
+
+TEST_CASE("uri: nbd://host/export with the default port") {
+    auto u = parse_uri("nbd://example.com/disk");
+    CHECK(u.transport == Transport::Tcp);
+    CHECK(u.host == "example.com");
+    CHECK(u.port == 10809);
+    CHECK(u.export_name == "disk");
+    CHECK(u.to_string() == "nbd://example.com:10809/disk");
+}
+
+TEST_CASE("uri: explicit port, empty and missing paths, double slash") {
+    CHECK(parse_uri("nbd://h:1234/x").port == 1234);
+    CHECK(parse_uri("nbd://h/").export_name.empty());
+    CHECK(parse_uri("nbd://h").export_name.empty());
+    CHECK(parse_uri("nbd://h//disk").export_name == "/disk");
+    CHECK(parse_uri("NBD://h/x").export_name == "x");  // scheme is case-insensitive
+    CHECK(parse_uri("nbd://user@h:99/x").host == "h");
+}
+
+TEST_CASE("uri: IPv6 literals") {
+    auto u = parse_uri("nbd://[::1]:10810/a");
+    CHECK(u.host == "::1");
+    CHECK(u.port == 10810);
+    CHECK(u.to_string() == "nbd://[::1]:10810/a");
+    CHECK(parse_uri("nbd://[fe80::1]/").port == 10809);
+    CHECK(parse_uri("nbd://[fe80::1%25eth0]/").host == "fe80::1%eth0");
+}
+
+TEST_CASE("uri: percent-decoding of the export name and the socket") {
+    CHECK(parse_uri("nbd://h/my%20disk").export_name == "my disk");
+    CHECK(parse_uri("nbd://h/a%2Fb%2fc").export_name == "a/b/c");
+    auto u = parse_uri("nbd+unix:///x?socket=/tmp/a%20b.sock");
+    CHECK(u.socket_path == "/tmp/a b.sock");
+    auto abstract = parse_uri("nbd+unix:///?socket=%00/abstract");
+    CHECK(abstract.socket_path == std::string("\0/abstract", 10));
+}
+
+TEST_CASE("uri: nbd+unix") {
+    auto u = parse_uri("nbd+unix:///disk?socket=/run/nbd.sock");
+    CHECK(u.transport == Transport::Unix);
+    CHECK(u.socket_path == "/run/nbd.sock");
+    CHECK(u.export_name == "disk");
+    CHECK(u.to_string() == "nbd+unix:///disk?socket=/run/nbd.sock");
+    CHECK(parse_uri("nbd+unix://?socket=/s").export_name.empty());
+    CHECK(parse_uri(u.to_string()).socket_path == u.socket_path);  // round trip
+}
+
+TEST_CASE("uri: round trip through to_string with odd characters") {
+    auto u = parse_uri("nbd://h/a%20b%3Fc%23d");
+    CHECK(u.export_name == "a b?c#d");
+    CHECK(parse_uri(u.to_string()).export_name == u.export_name);
+}
+
+TEST_CASE("uri: TLS schemes are refused clearly") {
+    CHECK(error_of("nbds://h/x").find("TLS is not supported yet") != std::string::npos);
+    CHECK(error_of("nbds+unix:///x?socket=/s").find("TLS is not supported yet") != std::string::npos);
+    CHECK(error_of("nbd://h/x?tls-type=anon").find("TLS is not supported yet") != std::string::npos);
+}
+
+TEST_CASE("uri: errors name the bad part") {
+    CHECK(error_of("http://h/x").find("unsupported URI scheme 'http'") != std::string::npos);
+    CHECK(error_of("/dev/nbd0").find("is not an NBD URI") != std::string::npos);
+    CHECK(error_of("nbd:///x").find("missing host") != std::string::npos);
+    CHECK(error_of("nbd://h:0/x").find("bad port '0'") != std::string::npos);
+    CHECK(error_of("nbd://h:65536/x").find("bad port '65536'") != std::string::npos);
+    CHECK(error_of("nbd://h:12ab/x").find("bad port '12ab'") != std::string::npos);
+    CHECK(error_of("nbd://h:/x").find("empty port") != std::string::npos);
+    CHECK(error_of("nbd://[::1/x").find("missing ']'") != std::string::npos);
+    CHECK(error_of("nbd://[::1]x/").find("after the IPv6 address") != std::string::npos);
+    CHECK(error_of("nbd://::1/x").find("brackets") != std::string::npos);
+    CHECK(error_of("nbd://h/a%zzb").find("bad percent-encoding '%zz' in the export name") != std::string::npos);
+    CHECK(error_of("nbd://h/a%2").find("bad percent-encoding '%2'") != std::string::npos);
+    CHECK(error_of("nbd://h/a%00b").find("NUL") != std::string::npos);
+    CHECK(error_of("nbd+unix:///x").find("lacks '?socket=PATH'") != std::string::npos);
+    CHECK(error_of("nbd+unix://host/x?socket=/s").find("take no host, but 'host'") != std::string::npos);
+    CHECK(error_of("nbd://h/x?socket=/s").find("'socket' is only valid with nbd+unix") != std::string::npos);
+    CHECK(error_of("nbd://h/x?foo=1").find("unknown query parameter 'foo'") != std::string::npos);
+    CHECK(error_of("nbd://h/x#frag").find("fragment '#frag'") != std::string::npos);
+    CHECK(error_of("nbd://h/" + std::string(4097, 'a')).find("longer than 4096") != std::string::npos);
+}
+
+TEST_CASE("uri: experimental x- parameters are ignored") {
+    CHECK(parse_uri("nbd://h/x?x-foo=1").export_name == "x");
+}
