@@ -1,0 +1,34 @@
+# Helpers for the info-*.sh tests. Source after functions.sh.
+#
+#   agree_with_nbdinfo URI    unbd info --json and nbdinfo --json agree
+#                             field by field; leaves unbd's JSON in $TESTDIR/unbd.json
+#   json_field KEY            prints KEY of $TESTDIR/unbd.json (Python repr-free: true/false/null/number/string)
+#   wait_for_port PORT        waits until 127.0.0.1:PORT accepts connections
+
+agree_with_nbdinfo() {
+  local uri=$1
+  nbdinfo --json "$uri" >"$TESTDIR/nbdinfo.json" || fail "nbdinfo --json $uri failed"
+  "$UNBD" info --json "$uri" >"$TESTDIR/unbd.json" || fail "unbd info --json $uri failed"
+  python3 "$UNBD_SOURCE_DIR/tests/integration/support/compare_info.py" \
+    "$TESTDIR/nbdinfo.json" "$TESTDIR/unbd.json" || fail "unbd and nbdinfo disagree on $uri"
+}
+
+json_field() {
+  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' \
+    "$TESTDIR/unbd.json" "$1"
+}
+
+expect_field() {
+  local got
+  got=$(json_field "$1")
+  [ "$got" = "$2" ] || fail "$1 is $got, expected $2"
+}
+
+wait_for_port() {
+  for _ in $(seq 100); do
+    python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" \
+      2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "nothing listens on port $1"
+}

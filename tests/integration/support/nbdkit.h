@@ -1,0 +1,61 @@
+// NbdkitProcess: one nbdkit in the foreground (-f --exit-with-parent) on a
+// private Unix socket or a free loopback TCP port, killed when destroyed.
+// EngineClient: connect_export + SyntheticFrontend, ready to run requests.
+// Oracle: a libnbd handle on the same server, to check what the engine did.
+#pragma once
+
+#include <libnbd.h>
+
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "nbd/synthetic_frontend.h"
+
+namespace unbd::test {
+
+class NbdkitProcess {
+public:
+    // args: plugin (and filters) and their parameters, e.g. {"memory", "64M"}.
+    explicit NbdkitProcess(std::vector<std::string> args, bool tcp = false,
+                           std::vector<std::string> options = {});
+    ~NbdkitProcess();
+    NbdkitProcess(const NbdkitProcess&) = delete;
+    NbdkitProcess& operator=(const NbdkitProcess&) = delete;
+
+    const std::string& uri() const { return uri_; }
+    pid_t pid() const { return pid_; }
+    void kill_now();  // SIGKILL and reap
+
+private:
+    std::string dir_;
+    std::string uri_;
+    pid_t pid_ = -1;
+};
+
+std::unique_ptr<nbd::SyntheticFrontend> connect_engine(const std::string& uri,
+                                                       const nbd::SyntheticOptions& options = {});
+
+// libnbd handle; throws on any failure so a broken oracle never "passes".
+class Oracle {
+public:
+    explicit Oracle(const std::string& uri);
+    ~Oracle();
+    Oracle(const Oracle&) = delete;
+    Oracle& operator=(const Oracle&) = delete;
+
+    std::vector<std::byte> pread(uint64_t offset, std::size_t length);
+    void pwrite(uint64_t offset, const std::vector<std::byte>& data);
+    int64_t size();
+
+private:
+    nbd_handle* h_ = nullptr;
+};
+
+// Deterministic bytes for (seed, offset): different per request, easy to check.
+void fill_pattern(std::byte* p, std::size_t len, uint64_t seed);
+bool check_pattern(const std::byte* p, std::size_t len, uint64_t seed);
+bool all_zero(const std::byte* p, std::size_t len);
+
+}  // namespace unbd::test
