@@ -8,5 +8,8 @@
 namespace unbd::cli {
 
 void add_info_command(CLI::App& app);
+void add_attach_command(CLI::App& app);
+void add_detach_command(CLI::App& app);
+void add_list_command(CLI::App& app);
 
 }  // namespace unbd::cli

@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
     app.parse_complete_callback([&] { spdlog::set_level(spdlog::level::from_str(log_level)); });
 
     unbd::cli::add_info_command(app);
+    unbd::cli::add_attach_command(app);
+    unbd::cli::add_detach_command(app);
+    unbd::cli::add_list_command(app);
 
     try {
         app.parse(argc, argv);

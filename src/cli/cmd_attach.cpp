@@ -1,0 +1,169 @@
+// `unbd attach URI [-n ID] [-q N] [-d N] [--read-only] [--zero-copy MODE]
+//                  [--foreground] [--json]`
+//
+// Connects in this process first, so connect and handshake errors come
+// back synchronously. Then, unless --foreground, forks: the child becomes
+// the device daemon and reports through a pipe -- one JSON line, {"ok":
+// true, "state": {...}} once the device is live or {"ok": false, "error":
+// "..."} -- and the parent prints /dev/ublkbN (or the JSON) and exits.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/fd.h"
+#include "daemon/attach_plan.h"
+#include "daemon/device_daemon.h"
+#include "daemon/state_file.h"
+
+namespace unbd::cli {
+namespace {
+
+struct AttachArgs {
+    daemon::AttachOptions options;
+    std::string zero_copy = "auto";
+    bool foreground = false;
+    bool json = false;
+};
+
+void print_live(const daemon::DeviceState& state, bool json) {
+    if (json) {
+        std::cout << state.to_json().dump() << std::endl;
+    } else {
+        std::cout << state.dev << std::endl;
+    }
+}
+
+void write_all(int fd, const std::string& text) {
+    const char* p = text.data();
+    std::size_t left = text.size();
+    while (left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+}
+
+// The child's report, or an error when it died without one. Bounded: the
+// daemon's own steps (ADD_DEV ... START_DEV) are bounded well below this.
+nlohmann::json read_report(int fd) {
+    std::string text;
+    char buf[4096];
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    while (text.find('\n') == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) throw Error("the device daemon did not report within 180 s");
+        pollfd p{fd, POLLIN, 0};
+        const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) continue;
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw Error("the device daemon exited during setup (see " + daemon::state_dir() + "/*.log)");
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    return nlohmann::json::parse(text.substr(0, text.find('\n')));
+}
+
+// In the child: detach from the terminal; logs go to a file.
+void become_daemon() {
+    ::setsid();
+    if (::chdir("/") != 0) { /* keep going: nothing depends on the cwd */ }
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+        ::close(null);
+    }
+    ::mkdir(daemon::state_dir().c_str(), 0755);
+    const std::string log = daemon::state_dir() + "/daemon-" + std::to_string(::getpid()) + ".log";
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        ::dup2(fd, STDERR_FILENO);
+        ::close(fd);
+    }
+}
+
+void run_foreground(daemon::AttachPlan plan, bool json) {
+    daemon::isolate_mount_namespace();
+    daemon::DeviceDaemon d(std::move(plan));
+    print_live(d.start(), json);
+    if (!d.run_until_stopped()) throw Error("the device stopped because its queues failed");
+}
+
+void run_background(daemon::AttachPlan plan, bool json) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(errno_text("pipe", errno), errno);
+    Fd read_end(fds[0]), write_end(fds[1]);
+    std::cout.flush();
+    std::fflush(stderr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw Error(errno_text("fork", errno), errno);
+    if (pid > 0) {
+        write_end.reset();
+        plan.connections.clear();  // the child owns the sockets now
+        const nlohmann::json report = read_report(read_end.get());
+        if (!report.value("ok", false)) throw Error(report.value("error", std::string("attach failed")));
+        print_live(daemon::DeviceState::from_json(report.at("state")), json);
+        return;
+    }
+    // Child: the daemon. It returns through main() like any command.
+    read_end.reset();
+    become_daemon();
+    daemon::isolate_mount_namespace();
+    std::optional<daemon::DeviceDaemon> d;
+    try {
+        d.emplace(std::move(plan));
+        const daemon::DeviceState state = d->start();
+        write_all(write_end.get(), nlohmann::json{{"ok", true}, {"state", state.to_json()}}.dump() + "\n");
+    } catch (const std::exception& e) {
+        d.reset();  // delete the half-made device before the parent hears back
+        write_all(write_end.get(), nlohmann::json{{"ok", false}, {"error", e.what()}}.dump() + "\n");
+        throw;
+    }
+    write_end.reset();
+    if (!d->run_until_stopped()) throw Error("the device stopped because its queues failed");
+}
+
+}  // namespace
+
+void add_attach_command(CLI::App& app) {
+    auto args = std::make_shared<AttachArgs>();
+    auto* cmd = app.add_subcommand("attach", "Attach an NBD export as /dev/ublkbN");
+    cmd->add_option("uri", args->options.uri_text, "nbd://host[:port]/export or nbd+unix:///export?socket=PATH")
+        ->required();
+    cmd->add_option("-n,--id", args->options.dev_id, "ublk device number (default: the first free one)");
+    cmd->add_option("-q,--queues", args->options.queues,
+                    "queues = connections (default: min(CPUs,4), 1 without multi-conn)");
+    cmd->add_option("-d,--depth", args->options.depth, "queue depth (default 128)");
+    cmd->add_flag("--read-only", args->options.read_only, "make the device read-only");
+    cmd->add_option("--zero-copy", args->zero_copy, "auto, on or off (default auto)")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
+    cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
+    cmd->add_flag("--json", args->json, "print the device as a JSON object");
+    cmd->callback([args] {
+        args->options.zero_copy = ublk::parse_zero_copy(args->zero_copy);
+        daemon::AttachPlan plan = daemon::plan_attach(args->options);
+        for (const auto& w : plan.warnings) std::fprintf(stderr, "unbd: warning: %s\n", w.c_str());
+        if (args->foreground) {
+            run_foreground(std::move(plan), args->json);
+        } else {
+            run_background(std::move(plan), args->json);
+        }
+    });
+}
+
+}  // namespace unbd::cli

@@ -1,0 +1,67 @@
+// `unbd list [--json]`: every unbd device (one per state file), with the
+// kernel's view of it (live / quiesced / dead, from GET_DEV_INFO).
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "daemon/detach.h"
+#include "daemon/state_file.h"
+#include "ublk/control_device.h"
+
+namespace unbd::cli {
+namespace {
+
+std::string kernel_state(ublk::ControlDevice* control, uint32_t id) {
+    if (control == nullptr) return "unknown";
+    try {
+        return ublk::state_name(control->get_info(id).state);
+    } catch (const Error& e) {
+        return e.error_number() == ENODEV ? "gone" : "unknown";
+    }
+}
+
+}  // namespace
+
+void add_list_command(CLI::App& app) {
+    auto json = std::make_shared<bool>(false);
+    auto* cmd = app.add_subcommand("list", "List attached devices");
+    cmd->add_flag("--json", *json, "print a JSON array");
+    cmd->callback([json] {
+        const auto states = daemon::all_states();
+        std::unique_ptr<ublk::ControlDevice> control;
+        if (!states.empty()) {
+            try {
+                control = std::make_unique<ublk::ControlDevice>();
+            } catch (const Error&) {
+                // No ublk or no rights: still list what the state files say.
+            }
+        }
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& s : states) {
+            nlohmann::json j = s.to_json();
+            j["state"] = kernel_state(control.get(), s.id);
+            j["daemon_running"] = daemon::process_alive(s.pid);
+            out.push_back(j);
+        }
+        if (*json) {
+            std::cout << out.dump(2) << std::endl;
+            return;
+        }
+        std::printf("%-4s %-13s %-9s %6s %5s %-30s %7s  %s\n", "ID", "DEV", "STATE", "QUEUES", "DEPTH", "ZERO-COPY",
+                    "PID", "URI");
+        for (const auto& j : out) {
+            std::printf("%-4u %-13s %-9s %6u %5u %-30s %7d  %s\n", j["id"].get<unsigned>(),
+                        j["dev"].get<std::string>().c_str(), j["state"].get<std::string>().c_str(),
+                        j["queues"].get<unsigned>(), j["depth"].get<unsigned>(),
+                        j["zero_copy"].get<std::string>().c_str(), j["pid"].get<int>(),
+                        j["uri"].get<std::string>().c_str());
+        }
+    });
+}
+
+}  // namespace unbd::cli

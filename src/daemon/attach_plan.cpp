@@ -1,0 +1,97 @@
+#include "daemon/attach_plan.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "proto/ublk_uapi.h"
+#include "ublk/control_device.h"
+#include "uring/probe.h"
+
+namespace unbd::daemon {
+
+namespace P = proto::ublk;
+
+unsigned choose_queue_count(std::optional<unsigned> requested, bool multi_conn, unsigned cpus,
+                            std::string* warning) {
+    if (!multi_conn) {
+        if (requested && *requested > 1 && warning != nullptr) {
+            *warning = "the server does not allow several connections (no CAN_MULTI_CONN): using 1 queue, not " +
+                       std::to_string(*requested);
+        }
+        return 1;
+    }
+    if (requested) return *requested;
+    return std::clamp(cpus, 1u, 4u);
+}
+
+namespace {
+
+void check_same_export(const nbd::ExportInfo& first, const nbd::ExportInfo& other, unsigned index) {
+    if (other.size != first.size || other.transmission_flags != first.transmission_flags ||
+        other.block_size_min != first.block_size_min || other.block_size_max != first.block_size_max) {
+        throw Error("connection " + std::to_string(index + 1) +
+                    " sees a different export than the first (size " + std::to_string(other.size) + " vs " +
+                    std::to_string(first.size) + ", flags " + std::to_string(other.transmission_flags) + " vs " +
+                    std::to_string(first.transmission_flags) + "): refusing to mix them on one device");
+    }
+}
+
+}  // namespace
+
+AttachPlan plan_attach(const AttachOptions& options) {
+    AttachPlan plan;
+    plan.options = options;
+    plan.uri = nbd::parse_uri(options.uri_text);
+    if (options.depth < 1 || options.depth > P::UBLK_MAX_QUEUE_DEPTH) {
+        throw Error("--depth must be between 1 and " + std::to_string(P::UBLK_MAX_QUEUE_DEPTH));
+    }
+    if (options.queues && (*options.queues < 1 || *options.queues > 64)) {
+        throw Error("--queues must be between 1 and 64");
+    }
+
+    // ublk first: no point connecting when the device cannot be made.
+    if (::geteuid() != 0) {
+        throw Error("unbd attach must run as root (it creates block devices through /dev/ublk-control)");
+    }
+    {
+        ublk::ControlDevice control;
+        plan.features = control.features();
+    }
+    if ((plan.features & P::UBLK_F_CMD_IOCTL_ENCODE) == 0) {
+        throw Error("kernel too old: ublk lacks ioctl-encoded commands (Linux 6.4 or newer needed)");
+    }
+
+    nbd::ConnectOptions co;
+    plan.connections.push_back(nbd::connect_export(plan.uri, co));
+    const nbd::ExportInfo& first = plan.connections.front().info;
+
+    std::string warning;
+    const unsigned queues = choose_queue_count(options.queues, first.can_multi_conn(),
+                                               std::max(1u, std::thread::hardware_concurrency()), &warning);
+    if (!warning.empty()) plan.warnings.push_back(warning);
+    for (unsigned i = 1; i < queues; ++i) {
+        plan.connections.push_back(nbd::connect_export(plan.uri, co));
+        check_same_export(first, plan.connections.back().info, i);
+    }
+
+    ublk::MappingOptions mo;
+    mo.force_read_only = options.read_only;
+    mo.max_io_buf_bytes = options.buffer_bytes;
+    plan.params = ublk::map_export(first, mo);
+    plan.commands = ublk::command_support(first, options.read_only);
+    for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
+
+    const int family = plan.uri.transport == nbd::Transport::Unix ? AF_UNIX : AF_INET;
+    const uring::SocketOpSupport ops = uring::probe_socket_ops(family);
+    spdlog::debug("socket ops: {}", ops.describe());
+    plan.zero_copy = ublk::choose_zero_copy(options.zero_copy, plan.features, ops);
+    return plan;
+}
+
+}  // namespace unbd::daemon

@@ -1,0 +1,53 @@
+// AttachPlan: everything `unbd attach` decides before a device exists --
+// done in the calling process, so a wrong URI, an unreachable server or a
+// kernel without ublk is reported synchronously, before any fork.
+//
+//   1. ublk present? features (GET_FEATURES) -> too-old / not-root errors
+//   2. connect the first connection; queues = -q, else 1 without
+//      CAN_MULTI_CONN, else min(CPUs, 4)
+//   3. connect the others; each must see the same size and flags
+//   4. map the export onto device parameters; pick the zero-copy mode
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nbd/connect.h"
+#include "nbd/uri.h"
+#include "ublk/device_params.h"
+#include "ublk/zero_copy.h"
+
+namespace unbd::daemon {
+
+struct AttachOptions {
+    std::string uri_text;
+    std::optional<uint32_t> dev_id;     // -n
+    std::optional<unsigned> queues;     // -q
+    unsigned depth = 128;               // -d
+    bool read_only = false;
+    ublk::ZeroCopyRequest zero_copy = ublk::ZeroCopyRequest::Auto;
+    uint32_t buffer_bytes = 512 << 10;  // per tag: the largest request
+};
+
+struct AttachPlan {
+    AttachOptions options;
+    nbd::Uri uri;
+    uint64_t features = 0;
+    std::vector<nbd::Connection> connections;  // one per queue
+    ublk::DeviceParams params;
+    ublk::CommandSupport commands;
+    ublk::ZeroCopyChoice zero_copy;
+    std::vector<std::string> warnings;  // for stderr
+};
+
+// Throws unbd::Error with a reason a person can act on.
+AttachPlan plan_attach(const AttachOptions& options);
+
+// The queue count when the user gave none, and the warning when they asked
+// for more than the server allows. Pure, for unit tests.
+unsigned choose_queue_count(std::optional<unsigned> requested, bool multi_conn, unsigned cpus,
+                            std::string* warning);
+
+}  // namespace unbd::daemon

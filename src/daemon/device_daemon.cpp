@@ -1,0 +1,185 @@
+#include "daemon/device_daemon.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "proto/ublk_uapi.h"
+
+namespace unbd::daemon {
+
+namespace P = proto::ublk;
+using namespace std::chrono_literals;
+
+void isolate_mount_namespace() {
+    if (::unshare(CLONE_NEWNS) != 0) {
+        spdlog::warn("unshare(CLONE_NEWNS) failed: {}", std::strerror(errno));
+        return;
+    }
+    // Private, so mounts of our device made outside never propagate in.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        spdlog::warn("cannot make the daemon's mounts private: {}", std::strerror(errno));
+    }
+}
+
+void block_stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+namespace {
+
+// udev or devtmpfs may need a moment to create the node after ADD_DEV.
+Fd open_char_device(uint32_t dev_id) {
+    const std::string path = ublk::char_device_path(dev_id);
+    for (int i = 0; i < 100; ++i) {
+        int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd >= 0) return Fd(fd);
+        if (errno != ENOENT) throw Error(errno_text("cannot open " + path, errno), errno);
+        std::this_thread::sleep_for(50ms);
+    }
+    throw Error(path + " did not appear within 5 s after ADD_DEV");
+}
+
+}  // namespace
+
+DeviceDaemon::DeviceDaemon(AttachPlan plan) : plan_(std::move(plan)) {}
+
+DeviceDaemon::~DeviceDaemon() {
+    if (stopped_ || !device_) return;
+    // An exception unwound start() or run: tear down in the same order.
+    try {
+        shutdown();
+    } catch (const std::exception& e) {
+        spdlog::error("cleanup: {}", e.what());
+    }
+}
+
+DeviceState DeviceDaemon::start() {
+    block_stop_signals();
+    control_ = std::make_unique<ublk::ControlDevice>();
+    const unsigned nq = static_cast<unsigned>(plan_.connections.size());
+
+    ublk::DevInfo want{};
+    want.nr_hw_queues = static_cast<uint16_t>(nq);
+    want.queue_depth = static_cast<uint16_t>(plan_.options.depth);
+    want.max_io_buf_bytes = plan_.options.buffer_bytes;
+    want.dev_id = plan_.options.dev_id.value_or(P::kDevIdAuto);
+    want.ublksrv_pid = ::getpid();
+    want.flags = P::UBLK_F_CMD_IOCTL_ENCODE | P::UBLK_F_URING_CMD_COMP_IN_TASK;
+    if (plan_.zero_copy.zero_copy()) want.flags |= P::UBLK_F_AUTO_BUF_REG;
+    const ublk::DevInfo got = control_->add(want);
+    device_.emplace(*control_, got.dev_id);
+    spdlog::info("ublk device {} added, flags {}", got.dev_id, P::feature_names(got.flags));
+    if (plan_.zero_copy.zero_copy() && (got.flags & P::UBLK_F_AUTO_BUF_REG) == 0) {
+        throw Error("the kernel did not grant UBLK_F_AUTO_BUF_REG");
+    }
+
+    control_->set_params(got.dev_id, plan_.params.params);
+    char_fd_ = open_char_device(got.dev_id);
+
+    ublk::StartGate gate(nq);
+    for (unsigned q = 0; q < nq; ++q) {
+        ublk::QueueConfig qc;
+        qc.q_id = static_cast<uint16_t>(q);
+        qc.depth = static_cast<uint16_t>(plan_.options.depth);
+        qc.buffer_bytes = plan_.params.max_request_bytes;
+        qc.char_fd = char_fd_.get();
+        qc.zero_copy = plan_.zero_copy;
+        qc.commands = plan_.commands;
+        qc.info = plan_.connections[q].info;
+        queues_.push_back(std::make_unique<ublk::Queue>(qc, std::move(plan_.connections[q].socket)));
+        queues_.back()->start(gate);
+    }
+    // START_DEV hangs unless every FETCH is already in the kernel.
+    if (!gate.wait(30s)) throw Error("the ublk queues did not start within 30 s");
+    if (const std::string err = gate.error(); !err.empty()) throw Error(err);
+    control_->start(got.dev_id, ::getpid());
+
+    state_.id = got.dev_id;
+    state_.dev = ublk::block_device_path(got.dev_id);
+    state_.uri = plan_.uri.to_string();
+    state_.size_bytes = plan_.params.size_bytes;
+    state_.queues = nq;
+    state_.depth = plan_.options.depth;
+    state_.zero_copy = plan_.zero_copy.name();
+    state_.zero_copy_reason = plan_.zero_copy.reason;
+    state_.read_only = plan_.params.read_only;
+    state_.logical_block_size = plan_.params.logical_block_size;
+    state_.pid = ::getpid();
+    write_state(state_);
+    spdlog::info("{} is live: {} queues x {} deep, zero copy {}", state_.dev, nq, state_.depth, state_.zero_copy);
+    return state_;
+}
+
+bool DeviceDaemon::run_until_stopped() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    bool queues_failed = false;
+    for (;;) {
+        timespec ts{1, 0};
+        const int sig = ::sigtimedwait(&set, nullptr, &ts);
+        if (sig > 0) {
+            spdlog::info("signal {}: detaching {}", sig, state_.dev);
+            break;
+        }
+        bool all_done = true;
+        for (const auto& q : queues_) all_done = all_done && q->finished();
+        if (all_done) {
+            queues_failed = true;
+            spdlog::error("every queue of {} stopped; detaching", state_.dev);
+            break;
+        }
+    }
+    for (const auto& q : queues_) {
+        if (const std::string why = q->failure(); !why.empty()) spdlog::error("{}", why);
+    }
+    shutdown();
+    return !queues_failed;
+}
+
+void DeviceDaemon::stop_queues() noexcept {
+    for (auto& q : queues_) q->request_stop();
+    for (auto& q : queues_) q->join();
+    queues_.clear();
+}
+
+void DeviceDaemon::shutdown() {
+    stopped_ = true;
+    if (!device_) {
+        stop_queues();
+        return;
+    }
+    const uint32_t id = device_->id();
+    // 1. STOP_DEV drains in-flight I/O through the running queues.
+    const int stop = control_->try_stop(id);
+    if (stop < 0) spdlog::warn("STOP_DEV for device {}: {}", id, std::strerror(-stop));
+    // 2 + 3. NBD_CMD_DISC and join; the rings close and cancel the FETCHes.
+    stop_queues();
+    char_fd_.reset();
+    // 4. DEL_DEV, now that nothing holds /dev/ublkcN.
+    const int del = control_->try_remove(id);
+    device_->release();
+    device_.reset();
+    remove_state(id);
+    if (del < 0) throw Error(errno_text("cannot delete ublk device " + std::to_string(id), del), -del);
+}
+
+}  // namespace unbd::daemon

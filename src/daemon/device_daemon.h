@@ -1,0 +1,76 @@
+// DeviceDaemon: one attached device -- its ublk device, N queues (one
+// thread + one NBD connection each) and its lifecycle.
+//
+// Threads:
+//   main thread   owns the control device (SINGLE_ISSUER ring), waits for
+//                 SIGTERM/SIGINT/SIGHUP (blocked process-wide, taken with
+//                 sigtimedwait) and watches the queues.
+//   queue threads one per hardware queue, see ublk/queue.h.
+//
+// Start order: unshare the mount namespace -> ADD_DEV -> SET_PARAMS ->
+// open /dev/ublkcN -> start queues (each submits every FETCH) -> wait for
+// all of them (StartGate, bounded) -> START_DEV -> state file.
+// Any failure unwinds in reverse and DEL_DEVs: nothing is left behind.
+//
+// Shutdown order (signal, or every queue ended):
+//   1. stop accepting + drain: STOP_DEV. The kernel removes the disk and
+//      waits for in-flight I/O, which the queues still serve; then it
+//      aborts their FETCHes.
+//   2. NBD_CMD_DISC: each queue, once idle, disconnects and returns.
+//   3. join the queue threads; their rings close, /dev/ublkcN is closed.
+//   4. DEL_DEV (blocks while anything holds /dev/ublkcN: hence after 3).
+//   5. remove the state file.
+// (DISC comes after STOP_DEV, not before: STOP_DEV itself may issue I/O,
+// e.g. a cache flush, that still needs the connections.)
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/fd.h"
+#include "daemon/attach_plan.h"
+#include "daemon/state_file.h"
+#include "ublk/control_device.h"
+#include "ublk/queue.h"
+
+namespace unbd::daemon {
+
+class DeviceDaemon {
+public:
+    explicit DeviceDaemon(AttachPlan plan);
+    ~DeviceDaemon();
+    DeviceDaemon(const DeviceDaemon&) = delete;
+    DeviceDaemon& operator=(const DeviceDaemon&) = delete;
+
+    // Creates the device and brings it live; returns what the state file
+    // holds. Throws unbd::Error after deleting whatever it made.
+    DeviceState start();
+
+    // Blocks until a stop signal or until every queue ended, then shuts
+    // down in the order above. Returns false when the device ended because
+    // its queues failed (connection lost, device deleted elsewhere).
+    bool run_until_stopped();
+
+private:
+    void shutdown();
+    void stop_queues() noexcept;
+
+    AttachPlan plan_;
+    std::unique_ptr<ublk::ControlDevice> control_;
+    std::optional<ublk::Device> device_;
+    Fd char_fd_;
+    std::vector<std::unique_ptr<ublk::Queue>> queues_;
+    DeviceState state_;
+    bool stopped_ = false;
+};
+
+// The daemon must not share a mount namespace in which its own device gets
+// mounted (exit would run cleanup_mnt on it and deadlock): a private copy.
+void isolate_mount_namespace();
+
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and the threads
+// it creates later), so they are taken only by sigtimedwait.
+void block_stop_signals();
+
+}  // namespace unbd::daemon

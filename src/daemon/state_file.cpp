@@ -1,0 +1,100 @@
+#include "daemon/state_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+
+namespace unbd::daemon {
+
+namespace fs = std::filesystem;
+
+nlohmann::json DeviceState::to_json() const {
+    return nlohmann::json{{"id", id},
+                          {"dev", dev},
+                          {"uri", uri},
+                          {"size_bytes", size_bytes},
+                          {"queues", queues},
+                          {"depth", depth},
+                          {"zero_copy", zero_copy},
+                          {"zero_copy_reason", zero_copy_reason},
+                          {"read_only", read_only},
+                          {"logical_block_size", logical_block_size},
+                          {"pid", pid}};
+}
+
+DeviceState DeviceState::from_json(const nlohmann::json& j) {
+    DeviceState s;
+    s.id = j.at("id").get<uint32_t>();
+    s.dev = j.at("dev").get<std::string>();
+    s.uri = j.value("uri", "");
+    s.size_bytes = j.value("size_bytes", uint64_t{0});
+    s.queues = j.value("queues", 1u);
+    s.depth = j.value("depth", 128u);
+    s.zero_copy = j.value("zero_copy", "");
+    s.zero_copy_reason = j.value("zero_copy_reason", "");
+    s.read_only = j.value("read_only", false);
+    s.logical_block_size = j.value("logical_block_size", 512u);
+    s.pid = j.value("pid", 0);
+    return s;
+}
+
+std::string state_dir() {
+    const char* env = std::getenv("UNBD_STATE_DIR");
+    return env != nullptr && *env != '\0' ? env : "/run/unbd";
+}
+
+std::string state_path(uint32_t id) { return state_dir() + "/" + std::to_string(id) + ".json"; }
+
+void write_state(const DeviceState& state) {
+    const std::string dir = state_dir();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw Error("cannot create " + dir + ": " + ec.message());
+    const std::string path = state_path(state.id);
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << state.to_json().dump(2) << "\n";
+        if (!out.flush()) throw Error("cannot write " + tmp);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw Error(errno_text("cannot write " + path, err), err);
+    }
+}
+
+std::optional<DeviceState> read_state(uint32_t id) {
+    std::ifstream in(state_path(id));
+    if (!in) return std::nullopt;
+    try {
+        return DeviceState::from_json(nlohmann::json::parse(in));
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+void remove_state(uint32_t id) noexcept { ::unlink(state_path(id).c_str()); }
+
+std::vector<DeviceState> all_states() {
+    std::vector<DeviceState> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(state_dir(), ec)) {
+        const fs::path& p = entry.path();
+        if (p.extension() != ".json") continue;
+        const std::string stem = p.stem().string();
+        if (stem.empty() || stem.find_first_not_of("0123456789") != std::string::npos) continue;
+        if (auto s = read_state(static_cast<uint32_t>(std::stoul(stem)))) out.push_back(*s);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+}
+
+}  // namespace unbd::daemon

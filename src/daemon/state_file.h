@@ -1,0 +1,45 @@
+// State files: one JSON file per attached device, /run/unbd/<id>.json
+// (UNBD_STATE_DIR overrides the directory, for tests). They keep what the
+// kernel does not know -- the URI, the daemon's pid, the zero-copy mode --
+// for `unbd list`, `unbd detach` and a later `unbd recover`.
+// Written atomically (temp file + rename) by the daemon once the device is
+// live, removed by the daemon (or by `detach` when the daemon is dead).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace unbd::daemon {
+
+struct DeviceState {
+    uint32_t id = 0;
+    std::string dev;  // /dev/ublkbN
+    std::string uri;
+    uint64_t size_bytes = 0;
+    unsigned queues = 1;
+    unsigned depth = 128;
+    std::string zero_copy;         // "auto-buf-reg/send_recv_fixed", "off/read_write_fixed"
+    std::string zero_copy_reason;
+    bool read_only = false;
+    uint32_t logical_block_size = 512;
+    int pid = 0;
+
+    // The object `attach --json` prints and the file holds.
+    nlohmann::json to_json() const;
+    static DeviceState from_json(const nlohmann::json& j);
+};
+
+std::string state_dir();
+std::string state_path(uint32_t id);
+
+void write_state(const DeviceState& state);  // throws Error
+std::optional<DeviceState> read_state(uint32_t id);  // nullopt: no file or unreadable
+void remove_state(uint32_t id) noexcept;
+// Every state file, sorted by id; unreadable ones are skipped.
+std::vector<DeviceState> all_states();
+
+}  // namespace unbd::daemon

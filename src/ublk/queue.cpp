@@ -1,0 +1,300 @@
+#include "ublk/queue.h"
+
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "nbd/session.h"
+#include "proto/ublk_uapi.h"
+#include "ublk/io_mapping.h"
+#include "ublk/mapping.h"
+#include "uring/registered.h"
+#include "uring/ring.h"
+#include "uring/sqe.h"
+#include "uring/user_data.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+namespace unbd::ublk {
+
+namespace P = proto::ublk;
+using namespace std::chrono_literals;
+
+// ---- StartGate ---------------------------------------------------------------
+
+void StartGate::arrive(const std::string& error) {
+    std::lock_guard lock(mutex_);
+    if (!error.empty() && error_.empty()) error_ = error;
+    if (left_ > 0) --left_;
+    cv_.notify_all();
+}
+
+bool StartGate::wait(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, timeout, [&] { return left_ == 0 || !error_.empty(); });
+}
+
+std::string StartGate::error() const {
+    std::lock_guard lock(mutex_);
+    return error_;
+}
+
+// ---- the loop of one queue thread -------------------------------------------
+
+namespace {
+
+constexpr uint8_t kKindIo = 1;    // Owner::UblkQueue: FETCH / COMMIT_AND_FETCH, value = tag
+constexpr uint8_t kKindWake = 1;  // Owner::Control: the stop eventfd read
+
+enum class TagState : uint8_t { Fetching, Serving, Aborted };
+
+class Loop {
+public:
+    Loop(const QueueConfig& cfg, int socket_fd, int wake_fd)
+        : cfg_(cfg),
+          socket_fd_(socket_fd),
+          wake_fd_(wake_fd),
+          ring_(ring_options(cfg.depth)),
+          buffers_(ring_, cfg.depth),
+          tags_(cfg.depth, TagState::Fetching),
+          requests_(cfg.depth) {
+        const long page = ::sysconf(_SC_PAGESIZE);
+        const std::size_t desc_bytes = cfg.depth * sizeof(P::ublksrv_io_desc);
+        descs_ = Mapping((desc_bytes + page - 1) / page * page, PROT_READ, MAP_SHARED | MAP_POPULATE,
+                         cfg.char_fd, static_cast<off_t>(P::io_desc_offset(cfg.q_id, page)),
+                         "cannot map the ublk I/O descriptors of queue " + std::to_string(cfg.q_id));
+        if (!cfg.zero_copy.zero_copy()) {
+            // Copy mode: our own buffer per tag, registered at index == tag.
+            copy_buffers_ = Mapping(std::size_t{cfg.depth} * cfg.buffer_bytes, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0,
+                                    "cannot allocate the queue's I/O buffers");
+            for (uint16_t tag = 0; tag < cfg.depth; ++tag) {
+                check_errno(buffers_.set(tag, buffer(tag), cfg.buffer_bytes), "cannot register a copy-mode buffer");
+            }
+        }
+        nbd::SessionOptions so;
+        so.queue_depth = cfg.depth;
+        so.max_request_bytes = cfg.buffer_bytes;
+        so.buffer_kind = cfg.zero_copy.zero_copy() ? nbd::BufferKind::KernelOffset : nbd::BufferKind::UserAddress;
+        if (!cfg.zero_copy.zero_copy()) {
+            so.buffer_base = [this](uint16_t tag) { return reinterpret_cast<uint64_t>(buffer(tag)); };
+        }
+        so.payload_ops = cfg.zero_copy.payload;
+        so.on_complete = [this](uint16_t tag, int result) { on_complete(tag, result); };
+        session_ = std::make_unique<nbd::Session>(ring_, uring::Target::plain(socket_fd_), socket_fd_, cfg.info,
+                                                  std::move(so));
+        commits_.reserve(cfg.depth);
+    }
+
+    // Every FETCH, submitted: after this START_DEV may run.
+    void fetch_all() {
+        for (uint16_t tag = 0; tag < cfg_.depth; ++tag) queue_io_cmd(P::UBLK_U_IO_FETCH_REQ, tag, 0);
+        arm_wake();
+        check_errno(ring_.submit(), "cannot submit the ublk FETCH commands");
+    }
+
+    // Serves until stopped; returns the session's failure reason ("" if none).
+    std::string serve() {
+        std::optional<std::chrono::steady_clock::time_point> disc_deadline;
+        for (;;) {
+            const bool stopping = stop_requested_ || aborted_ == cfg_.depth;
+            if (session_->failed() && session_->idle() && session_->in_flight() > 0) {
+                session_->fail_unfinished(-EIO);
+            }
+            if (stopping && in_flight_ == 0 && !disc_deadline) {
+                session_->disconnect();
+                disc_deadline = std::chrono::steady_clock::now() + 2s;
+            }
+            session_->prepare_sqes();
+            flush_commits();
+            if (disc_deadline) {
+                if ((session_->disconnected() || session_->failed()) && session_->idle()) break;
+                if (std::chrono::steady_clock::now() > *disc_deadline) {
+                    spdlog::warn("queue {}: the NBD connection did not close in time", cfg_.q_id);
+                    break;
+                }
+            }
+            const int ret = ring_.submit_and_wait_timeout(1, disc_deadline ? 100'000 : 1'000'000);
+            if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+                throw Error(errno_text("queue " + std::to_string(cfg_.q_id) + ": io_uring wait failed", ret), -ret);
+            }
+            ring_.drain_cqes([&](const io_uring_cqe& cqe) { dispatch(cqe); });
+        }
+        return session_->failed() && !session_->disconnected() ? session_->failure_reason() : std::string();
+    }
+
+private:
+    static uring::RingOptions ring_options(uint16_t depth) {
+        uring::RingOptions o;
+        o.entries = std::max(64u, 2u * depth);
+        o.cq_entries = 4 * o.entries;
+        return o;
+    }
+
+    void* buffer(uint16_t tag) const {
+        return static_cast<char*>(copy_buffers_.get()) + std::size_t{tag} * cfg_.buffer_bytes;
+    }
+    const P::ublksrv_io_desc& desc(uint16_t tag) const {
+        return static_cast<const P::ublksrv_io_desc*>(descs_.get())[tag];
+    }
+
+    void queue_io_cmd(uint32_t op, uint16_t tag, int result) {
+        io_uring_sqe* sqe = ring_.get_sqe();
+        auto* cmd = static_cast<P::ublksrv_io_cmd*>(uring::prep_uring_cmd(sqe, uring::Target::plain(cfg_.char_fd), op));
+        cmd->q_id = cfg_.q_id;
+        cmd->tag = tag;
+        cmd->result = result;
+        if (cfg_.zero_copy.zero_copy()) {
+            // The kernel registers the next request's pages at index == tag.
+            sqe->addr = P::auto_buf_reg_to_sqe_addr(P::ublk_auto_buf_reg{tag, 0, 0, 0});
+        } else {
+            cmd->addr = reinterpret_cast<uint64_t>(buffer(tag));
+        }
+        uring::set_user_data(sqe, uring::UserData{uring::Owner::UblkQueue, 0, kKindIo, tag}.encode());
+        tags_[tag] = TagState::Fetching;
+    }
+
+    void arm_wake() {
+        io_uring_sqe* sqe = ring_.get_sqe();
+        io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof wake_value_, 0);
+        uring::set_user_data(sqe, uring::UserData{uring::Owner::Control, 0, kKindWake, 0}.encode());
+    }
+
+    void dispatch(const io_uring_cqe& cqe) {
+        const auto ud = uring::UserData::decode(cqe.user_data);
+        if (ud.owner == uring::Owner::UblkQueue && ud.kind == kKindIo) {
+            on_io_cqe(static_cast<uint16_t>(ud.value), cqe.res);
+        } else if (ud.owner == uring::Owner::Control && ud.kind == kKindWake) {
+            stop_requested_ = true;
+        } else if (!session_->handle_cqe(cqe)) {
+            spdlog::debug("queue {}: stray CQE {:#x} res {}", cfg_.q_id, cqe.user_data, cqe.res);
+        }
+    }
+
+    void on_io_cqe(uint16_t tag, int res) {
+        if (tag >= cfg_.depth) return;
+        if (res == P::UBLK_IO_RES_OK) {
+            tags_[tag] = TagState::Serving;
+            const Mapped m = to_block_request(desc(tag), tag, cfg_.commands);
+            if (const int* err = std::get_if<int>(&m)) {
+                requests_[tag] = nbd::BlockRequest{};
+                commits_.push_back({tag, *err});
+                return;
+            }
+            requests_[tag] = std::get<nbd::BlockRequest>(m);
+            ++in_flight_;
+            session_->submit(requests_[tag]);
+            return;
+        }
+        // -ENODEV: the device is stopping; anything else: a bad command.
+        if (res != P::UBLK_IO_RES_ABORT) {
+            spdlog::error("queue {}: ublk I/O command for tag {} failed: {}", cfg_.q_id, tag, std::strerror(-res));
+        }
+        if (tags_[tag] != TagState::Aborted) {
+            tags_[tag] = TagState::Aborted;
+            ++aborted_;
+        }
+    }
+
+    void on_complete(uint16_t tag, int result) {
+        if (tag >= cfg_.depth || tags_[tag] != TagState::Serving) return;
+        --in_flight_;
+        commits_.push_back({tag, commit_result(requests_[tag], result)});
+    }
+
+    // COMMIT_AND_FETCH outside the session's chain building, so a commit
+    // never lands in the middle of a link chain.
+    void flush_commits() {
+        for (const auto& [tag, result] : commits_) queue_io_cmd(P::UBLK_U_IO_COMMIT_AND_FETCH_REQ, tag, result);
+        commits_.clear();
+    }
+
+    const QueueConfig& cfg_;
+    int socket_fd_;
+    int wake_fd_;
+    uring::Ring ring_;
+    uring::BufferTable buffers_;
+    Mapping descs_;
+    Mapping copy_buffers_;
+    std::unique_ptr<nbd::Session> session_;
+    std::vector<TagState> tags_;
+    std::vector<nbd::BlockRequest> requests_;
+    std::vector<std::pair<uint16_t, int>> commits_;
+    uint64_t wake_value_ = 0;
+    unsigned in_flight_ = 0;
+    unsigned aborted_ = 0;
+    bool stop_requested_ = false;
+};
+
+}  // namespace
+
+// ---- Queue ------------------------------------------------------------------
+
+Queue::Queue(QueueConfig config, Fd socket)
+    : config_(std::move(config)), socket_(std::move(socket)), wake_(::eventfd(0, EFD_CLOEXEC)) {
+    if (!wake_) throw Error(errno_text("cannot create an eventfd", errno), errno);
+}
+
+Queue::~Queue() {
+    request_stop();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Queue::start(StartGate& gate) {
+    thread_ = std::thread([this, &gate] { run(gate); });
+}
+
+void Queue::request_stop() noexcept {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
+}
+
+void Queue::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+std::string Queue::failure() const {
+    std::lock_guard lock(failure_mutex_);
+    return failure_;
+}
+
+void Queue::set_failure(const std::string& why) {
+    std::lock_guard lock(failure_mutex_);
+    if (failure_.empty()) failure_ = why;
+}
+
+void Queue::run(StartGate& gate) {
+    bool arrived = false;
+    try {
+        // Writeback through this device must not wait on memory reclaim
+        // that itself waits on this device.
+        if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+            spdlog::warn("queue {}: PR_SET_IO_FLUSHER failed: {}", config_.q_id, std::strerror(errno));
+        }
+        Loop loop(config_, socket_.get(), wake_.get());
+        loop.fetch_all();
+        gate.arrive();
+        arrived = true;
+        const std::string why = loop.serve();
+        if (!why.empty()) set_failure(why);
+    } catch (const std::exception& e) {
+        const std::string why = "queue " + std::to_string(config_.q_id) + ": " + e.what();
+        spdlog::error("{}", why);
+        set_failure(why);
+        if (!arrived) gate.arrive(why);
+    }
+    finished_ = true;
+}
+
+}  // namespace unbd::ublk

@@ -1,0 +1,93 @@
+// Queue: one ublk hardware queue, served by one thread that owns one
+// io_uring and one NBD connection (nbd::Session). No locks on the hot path.
+//
+// Lifetime and cancellation contract:
+//   start()         spawns the thread. The thread sets PR_SET_IO_FLUSHER,
+//                   creates its ring, buffer table and descriptor mmap,
+//                   submits a FETCH for every tag, then reports to the
+//                   StartGate: START_DEV may be issued only after every
+//                   queue reported (or it hangs).
+//   serving         FETCH/COMMIT_AND_FETCH CQE -> BlockRequest -> Session;
+//                   Session completion -> COMMIT_AND_FETCH with the result.
+//   request_stop()  (any thread, after STOP_DEV drained the disk, or on
+//                   failure) wakes the thread through an eventfd. Once no
+//                   request is in flight it sends NBD_CMD_DISC, waits
+//                   (bounded) for the session to go idle and returns.
+//                   Tags the kernel aborts (-ENODEV: device stopped or
+//                   deleted) count as stopping too.
+//   join()          joins the thread. Ring teardown cancels the remaining
+//                   FETCHes; only then may the daemon close /dev/ublkcN and
+//                   DEL_DEV.
+// A connection that fails completes its requests with -EIO (no hang).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/fd.h"
+#include "nbd/export_info.h"
+#include "ublk/device_params.h"
+#include "ublk/zero_copy.h"
+
+namespace unbd::ublk {
+
+// Counts queues that have their FETCHes submitted (or failed).
+class StartGate {
+public:
+    explicit StartGate(unsigned count) : left_(count) {}
+    void arrive(const std::string& error = {});
+    // True when all arrived in time; error() tells whether one failed.
+    bool wait(std::chrono::milliseconds timeout);
+    std::string error() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    unsigned left_;
+    std::string error_;
+};
+
+struct QueueConfig {
+    uint16_t q_id = 0;
+    uint16_t depth = 128;
+    uint32_t buffer_bytes = 512 << 10;  // per tag; == max request
+    int char_fd = -1;                   // /dev/ublkcN, owned by the daemon
+    ZeroCopyChoice zero_copy;
+    CommandSupport commands;
+    nbd::ExportInfo info;               // of this queue's own connection
+};
+
+class Queue {
+public:
+    Queue(QueueConfig config, Fd socket);
+    ~Queue();  // requests stop and joins if still running
+    Queue(const Queue&) = delete;
+    Queue& operator=(const Queue&) = delete;
+
+    void start(StartGate& gate);
+    void request_stop() noexcept;
+    void join();
+    bool finished() const noexcept { return finished_.load(); }
+    // Why the thread stopped early or the connection failed ("" if not).
+    std::string failure() const;
+
+private:
+    void run(StartGate& gate);
+    void serve(StartGate& gate);
+    void set_failure(const std::string& why);
+
+    QueueConfig config_;
+    Fd socket_;
+    Fd wake_;  // eventfd: request_stop() -> thread
+    std::thread thread_;
+    std::atomic<bool> finished_{false};
+    mutable std::mutex failure_mutex_;
+    std::string failure_;
+};
+
+}  // namespace unbd::ublk

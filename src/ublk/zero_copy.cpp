@@ -1,0 +1,51 @@
+#include "ublk/zero_copy.h"
+
+#include "common/error.h"
+#include "proto/ublk_uapi.h"
+
+namespace unbd::ublk {
+
+namespace P = proto::ublk;
+
+ZeroCopyRequest parse_zero_copy(const std::string& text) {
+    if (text == "auto") return ZeroCopyRequest::Auto;
+    if (text == "on") return ZeroCopyRequest::On;
+    if (text == "off") return ZeroCopyRequest::Off;
+    throw Error("--zero-copy must be auto, on or off, not '" + text + "'");
+}
+
+std::string ZeroCopyChoice::name() const {
+    return std::string(buffers == BufferMode::AutoBufReg ? "auto-buf-reg" : "off") + "/" + nbd::name(payload);
+}
+
+ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
+                                const uring::SocketOpSupport& ops) {
+    ZeroCopyChoice c;
+    // Fixed-buffer payload ops are needed in both modes: copy mode also
+    // registers its buffers. Without READ_FIXED/WRITE_FIXED (pre-6.15 on
+    // sockets) the engine cannot move payloads at all.
+    const bool payload_ok = ops.read_fixed && ops.write_fixed;
+    if (!payload_ok && !(ops.send_fixed && ops.recv_fixed)) {
+        throw Error("kernel too old: io_uring cannot move fixed-buffer payloads on a socket "
+                    "(READ_FIXED/WRITE_FIXED on sockets needs Linux 6.15 or newer)");
+    }
+    c.payload = nbd::choose_payload_ops(ops);
+
+    if (request == ZeroCopyRequest::Off) {
+        c.reason = "copy mode requested (--zero-copy=off)";
+        return c;
+    }
+    if ((features & P::UBLK_F_AUTO_BUF_REG) != 0) {
+        c.buffers = BufferMode::AutoBufReg;
+        c.reason = "kernel has UBLK_F_AUTO_BUF_REG";
+        return c;
+    }
+    if (request == ZeroCopyRequest::On) {
+        throw Error("--zero-copy=on: this kernel's ublk lacks UBLK_F_AUTO_BUF_REG "
+                    "(Linux 6.16 or newer needed); use --zero-copy=auto or off");
+    }
+    c.reason = "kernel lacks UBLK_F_AUTO_BUF_REG (6.16+): copy mode";
+    return c;
+}
+
+}  // namespace unbd::ublk
