@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Compare `nbdinfo --json URI` (libnbd, the oracle) with `unbd info --json URI`.
 
-Usage: compare_info.py NBDINFO.json UNBD.json
-Prints every disagreeing field and exits 1 if there is one.
+Usage: compare_info.py NBDINFO.json UNBD.json [--size=N]
+Prints every disagreeing field and exits 1 if there is one. --size=N replaces
+nbdinfo's export-size (nbd-server 3.24 answers NBD_OPT_INFO, which nbdinfo
+uses, with size 0; the size after NBD_OPT_GO comes from nbdinfo --size instead).
 """
 import json
 import sys
@@ -13,6 +15,9 @@ exports = nbdinfo.get("exports", [])
 if len(exports) != 1:
     sys.exit(f"expected one export from nbdinfo, got {len(exports)}")
 ref = exports[0]
+for arg in sys.argv[3:]:
+    if arg.startswith("--size="):
+        ref["export-size"] = int(arg[len("--size="):])
 
 # nbdinfo field -> unbd field
 FIELDS = {

@@ -1,20 +1,28 @@
 # Helpers for the info-*.sh tests. Source after functions.sh.
 #
-#   agree_with_nbdinfo URI    unbd info --json and nbdinfo --json agree
-#                             field by field; leaves unbd's JSON in $TESTDIR/unbd.json
+#   agree_with_nbdinfo URI [--size=N]   unbd info --json and nbdinfo --json
+#                             agree field by field; leaves unbd's JSON in $TESTDIR/unbd.json
+#   size_after_go URI         the export size libnbd sees after NBD_OPT_GO (nbdinfo --size)
 #   json_field KEY            prints KEY of $TESTDIR/unbd.json (Python repr-free: true/false/null/number/string)
 #   wait_for_port PORT        waits until 127.0.0.1:PORT accepts connections
 
+# The system python (python3-libnbd's) starts fastest and is the one CI has.
+if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+
 agree_with_nbdinfo() {
-  local uri=$1
+  local uri=$1; shift
   nbdinfo --json "$uri" >"$TESTDIR/nbdinfo.json" || fail "nbdinfo --json $uri failed"
   "$UNBD" info --json "$uri" >"$TESTDIR/unbd.json" || fail "unbd info --json $uri failed"
-  python3 "$UNBD_SOURCE_DIR/tests/integration/support/compare_info.py" \
-    "$TESTDIR/nbdinfo.json" "$TESTDIR/unbd.json" || fail "unbd and nbdinfo disagree on $uri"
+  "$PYTHON" "$UNBD_SOURCE_DIR/tests/integration/support/compare_info.py" \
+    "$TESTDIR/nbdinfo.json" "$TESTDIR/unbd.json" "$@" || fail "unbd and nbdinfo disagree on $uri"
+}
+
+size_after_go() {
+  nbdinfo --size "$1" || fail "nbdinfo --size $1 failed"
 }
 
 json_field() {
-  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' \
+  "$PYTHON" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' \
     "$TESTDIR/unbd.json" "$1"
 }
 
@@ -26,7 +34,7 @@ expect_field() {
 
 wait_for_port() {
   for _ in $(seq 100); do
-    python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" \
+    "$PYTHON" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" \
       2>/dev/null && return 0
     sleep 0.1
   done
