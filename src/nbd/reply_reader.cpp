@@ -52,8 +52,8 @@ void Session::on_header_cqe(int res) {
     --sqes_in_kernel_;
     if (failed_) return;
     if (res == -EINTR || res == -EAGAIN) return;  // re-armed by prepare_sqes
+    if (res == 0 || res == -ECONNRESET) return fail("NBD session: the server closed the connection");
     if (res < 0) return fail(errno_text("NBD session: receiving from the server failed", res));
-    if (res == 0) return fail("NBD session: the server closed the connection");
     reply_got_ += static_cast<uint32_t>(res);
     if (reply_got_ < proto::kSimpleReplySize) return;
     reader_ = ReaderState::Idle;
@@ -69,6 +69,7 @@ void Session::handle_reply() {
             return fail("NBD session: protocol error: structured reply, but none were negotiated");
         return fail("NBD session: protocol error: bad reply magic " + hex(magic));
     }
+    ++stats_.replies;
     const Cookie c = Cookie::decode(reply->cookie);
     const std::string what = "reply with cookie " + hex(reply->cookie);
     if (c.tag >= slots_.size()) return fail("NBD session: protocol error: " + what + " names no request");
@@ -104,8 +105,9 @@ void Session::on_payload_cqe(int res) {
     --sqes_in_kernel_;
     if (failed_) return;
     if (res == -EINTR || res == -EAGAIN) return;
+    if (res == 0 || res == -ECONNRESET)
+        return fail("NBD session: the server closed the connection in the middle of a READ payload");
     if (res < 0) return fail(errno_text("NBD session: receiving a READ payload failed", res));
-    if (res == 0) return fail("NBD session: the server closed the connection in the middle of a READ payload");
     const auto n = static_cast<uint32_t>(res);
     if (n > payload_left_) return fail("NBD session: the kernel returned more payload than asked for");
     payload_offset_ += n;

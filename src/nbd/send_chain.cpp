@@ -61,6 +61,7 @@ void Session::build_chain() {
             if (has_payload) chain_.push_back(Segment{Segment::Kind::Payload, tag, buf_off, len});
             s.parts[part] = PartState::Sent;
             ++replies_expected_;
+            ++stats_.commands;
             ++s.next_part;
         }
         if (full) break;
@@ -118,6 +119,7 @@ void Session::start_chain() {
         uring::set_user_data(sqe, user_data(kSend, send_value(i, seg.tag)));
     }
     sqes_in_kernel_ += n;
+    ++stats_.chains;
     chain_cqes_pending_ = n;
     chain_in_flight_ = true;
 }
@@ -148,6 +150,8 @@ void Session::on_send_cqe(uint64_t value, const io_uring_cqe& cqe) {
         chain_broken_ = true;
     } else if (res == 0) {
         fail("NBD session: the connection accepts no more data");
+    } else if (res == -EPIPE || res == -ECONNRESET) {
+        fail("NBD session: the server closed the connection while a request was being sent");
     } else {
         fail(errno_text("NBD session: sending to the server failed", res));
     }
@@ -166,6 +170,7 @@ void Session::finish_chain() {
         return;
     }
     chain_broken_ = true;
+    ++stats_.broken_chains;
     chain_resume_ = first;
 }
 

@@ -59,6 +59,14 @@ struct SessionOptions {
     std::function<void(uint16_t tag, int result)> on_complete;  // bytes or -errno
 };
 
+// Counters for tests, benchmarks and `unbd stats`.
+struct SessionStats {
+    uint64_t chains = 0;          // link chains submitted (resends included)
+    uint64_t broken_chains = 0;   // chains cut by a short or cancelled send
+    uint64_t commands = 0;        // NBD commands sent
+    uint64_t replies = 0;         // replies received
+};
+
 class Session {
 public:
     // socket: connected, transmission phase; a plain fd, or a registered
@@ -99,6 +107,8 @@ public:
     // submit() is refused. disconnected() turns true once it was sent.
     void disconnect();
     bool disconnected() const noexcept { return disc_sent_; }
+
+    const SessionStats& stats() const noexcept { return stats_; }
 
     // Fails the session from outside (e.g. a timeout in the owner).
     void fail(const std::string& reason);
@@ -190,6 +200,7 @@ private:
     uint32_t payload_left_ = 0;
     unsigned replies_expected_ = 0;  // NBD commands sent and not yet replied
 
+    SessionStats stats_;
     unsigned sqes_in_kernel_ = 0;
     bool failed_ = false;
     std::string failure_reason_;
