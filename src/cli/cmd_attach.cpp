@@ -78,8 +78,10 @@ nlohmann::json read_report(int fd) {
     return nlohmann::json::parse(text.substr(0, text.find('\n')));
 }
 
-// In the child: detach from the terminal; logs go to a file.
-void become_daemon() {
+std::string daemon_log_path(uint32_t id) { return daemon::state_dir() + "/" + std::to_string(id) + ".log"; }
+
+// In the child: detach from the terminal; logs go to a file (returned).
+std::string become_daemon() {
     ::setsid();
     if (::chdir("/") != 0) { /* keep going: nothing depends on the cwd */ }
     const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -95,6 +97,7 @@ void become_daemon() {
         ::dup2(fd, STDERR_FILENO);
         ::close(fd);
     }
+    return log;
 }
 
 void run_foreground(daemon::AttachPlan plan, bool json) {
@@ -122,12 +125,14 @@ void run_background(daemon::AttachPlan plan, bool json) {
     }
     // Child: the daemon. It returns through main() like any command.
     read_end.reset();
-    become_daemon();
+    std::string log = become_daemon();
     daemon::isolate_mount_namespace();
     std::optional<daemon::DeviceDaemon> d;
     try {
         d.emplace(std::move(plan));
         const daemon::DeviceState state = d->start();
+        ::rename(log.c_str(), daemon_log_path(state.id).c_str());
+        log = daemon_log_path(state.id);
         write_all(write_end.get(), nlohmann::json{{"ok", true}, {"state", state.to_json()}}.dump() + "\n");
     } catch (const std::exception& e) {
         d.reset();  // delete the half-made device before the parent hears back
@@ -136,6 +141,7 @@ void run_background(daemon::AttachPlan plan, bool json) {
     }
     write_end.reset();
     if (!d->run_until_stopped()) throw Error("the device stopped because its queues failed");
+    ::unlink(log.c_str());  // a clean detach leaves nothing behind; failures keep their log
 }
 
 }  // namespace

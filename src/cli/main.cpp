@@ -1,4 +1,5 @@
 // unbd: attach NBD exports as local block devices through ublk and io_uring.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include "common/error.h"
 
 int main(int argc, char** argv) {
+    // Logs go to stderr: stdout carries results (/dev/ublkbN, --json).
+    spdlog::set_default_logger(spdlog::stderr_color_mt("unbd"));
     CLI::App app{"unbd: NBD exports as local block devices (ublk + io_uring)", "unbd"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "unbd 0.1.0");
