@@ -154,6 +154,7 @@ void Handshake::send_option(Opt option, std::span<const std::byte> data) {
     out_.insert(out_.end(), header, header + kOptionRequestSize);
     out_.insert(out_.end(), data.begin(), data.end());
     option_ = option;
+    replies_ = 0;
     if (option == Opt::Abort) {
         // The server may or may not ACK an ABORT: nothing more to read.
         state_ = State::Done;
@@ -197,6 +198,9 @@ void Handshake::on_reply_header() {
         return fail(std::string("protocol error: the server's reply to ") + name(option_) + " is " +
                     std::to_string(reply->length) + " bytes long, more than the " +
                     std::to_string(kMaxOptionReplyLength) + " bytes allowed (" + params_.where + ")");
+    if (++replies_ > kMaxRepliesPerOption)
+        return fail(std::string("protocol error: more than ") + std::to_string(kMaxRepliesPerOption) +
+                    " replies to " + name(option_) + " (" + params_.where + ")");
     reply_ = *reply;
     expect(State::ReplyPayload, reply->length);
 }
@@ -315,6 +319,8 @@ void Handshake::on_list_reply() {
         auto desc_len = in_.size() - 4 - len;
         if (len > kMaxStringLength || desc_len > kMaxStringLength)
             return fail("protocol error: NBD_REP_SERVER string longer than 4096 bytes" + where);
+        if (exports_.size() == kMaxExports)
+            return fail("the server lists more than " + std::to_string(kMaxExports) + " exports" + where);
         std::span<const std::byte> p(in_);
         exports_.push_back({as_string(p.subspan(4, len)), as_string(p.subspan(4 + len))});
         return expect(State::ReplyHeader, kOptionReplySize);

@@ -31,6 +31,10 @@ namespace unbd::nbd {
 // Longest option reply payload accepted. The largest legitimate ones are a
 // SERVER reply (two 4096-byte strings) and an error with its message.
 inline constexpr std::size_t kMaxOptionReplyLength = 64 * 1024;
+// A hostile server could answer one option forever; these bound the memory
+// (NBD_OPT_LIST entries) and the work (replies to one option).
+inline constexpr std::size_t kMaxExports = 10'000;
+inline constexpr std::size_t kMaxRepliesPerOption = 20'000;
 
 class Handshake {
 public:
@@ -96,6 +100,7 @@ private:
     bool no_zeroes_ = false;
     proto::Opt option_ = proto::Opt::Abort;  // option awaiting its reply
     proto::OptionReply reply_{};
+    std::size_t replies_ = 0;  // to the current option
     bool got_info_export_ = false;
 
     ExportInfo info_;

@@ -468,3 +468,15 @@ TEST_CASE("handshake: the server's error text is kept, sanitized and bounded") {
     auto e2 = fail_with(Server{}.greeting(kBoth).reply(Opt::Go, Rep::ErrPolicy, long_msg).b);
     CHECK(e2.size() < 4096 + 200);
 }
+
+TEST_CASE("handshake: endless replies to one option are cut off") {
+    Server list;
+    list.greeting(kBoth);
+    for (std::size_t i = 0; i <= unbd::nbd::kMaxExports; ++i) list.reply(Opt::List, Rep::Server, Server{}.u32(1).str("e").b);
+    CHECK(contains(fail_with(list.b, "", false, Handshake::Goal::List), "lists more than 10000 exports"));
+
+    Server go;
+    go.greeting(kBoth);
+    for (std::size_t i = 0; i <= unbd::nbd::kMaxRepliesPerOption; ++i) go.reply(Opt::Go, Rep::Info, Server{}.u16(77).b);
+    CHECK(contains(fail_with(go.b), "more than 20000 replies to NBD_OPT_GO"));
+}
