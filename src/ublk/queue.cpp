@@ -109,6 +109,10 @@ public:
         std::optional<std::chrono::steady_clock::time_point> disc_deadline;
         for (;;) {
             const bool stopping = stop_requested_ || aborted_ == cfg_.depth;
+            if (session_->failed() && !failure_logged_) {
+                failure_logged_ = true;
+                spdlog::error("queue {}: NBD connection failed: {}", cfg_.q_id, session_->failure_reason());
+            }
             if (session_->failed() && session_->idle() && session_->in_flight() > 0) {
                 session_->fail_unfinished(-EIO);
             }
@@ -210,6 +214,12 @@ private:
     void on_complete(uint16_t tag, int result) {
         if (tag >= cfg_.depth || tags_[tag] != TagState::Serving) return;
         --in_flight_;
+        if (result < 0 && errors_logged_ < 10) {
+            ++errors_logged_;
+            const nbd::BlockRequest& r = requests_[tag];
+            spdlog::warn("queue {}: {} offset {} length {} failed: {}", cfg_.q_id, nbd::name(r.op), r.offset,
+                         r.length, std::strerror(-result));
+        }
         commits_.push_back({tag, commit_result(requests_[tag], result)});
     }
 
@@ -235,6 +245,8 @@ private:
     unsigned in_flight_ = 0;
     unsigned aborted_ = 0;
     bool stop_requested_ = false;
+    bool failure_logged_ = false;
+    unsigned errors_logged_ = 0;
 };
 
 }  // namespace

@@ -29,7 +29,13 @@ ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
         throw Error("kernel too old: io_uring cannot move fixed-buffer payloads on a socket "
                     "(READ_FIXED/WRITE_FIXED on sockets needs Linux 6.15 or newer)");
     }
-    c.payload = nbd::choose_payload_ops(ops);
+    // TODO(engine): send/recv + FIXED_BUF (7.2+) is not used yet: the send
+    // chain issues plain sends without MSG_WAITALL, and a short send does
+    // not break an io_uring link (a short WRITE_FIXED does), so the next
+    // SQE's bytes would follow a partial payload. Seen on 7.3 as the
+    // server dropping the connection under fio. WRITE_FIXED/READ_FIXED are
+    // correct everywhere the probe found them.
+    c.payload = payload_ok ? nbd::PayloadOps::ReadWriteFixed : nbd::choose_payload_ops(ops);
 
     if (request == ZeroCopyRequest::Off) {
         c.reason = "copy mode requested (--zero-copy=off)";
