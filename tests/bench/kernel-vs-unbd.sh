@@ -1,0 +1,135 @@
+#!/bin/bash
+# unbd against the kernel's own NBD client, in one boot of the test VM.
+#
+#   tests/bench/kernel-vs-unbd.sh            (on the host: boots the VM)
+#
+# One nbdkit memory export in the guest; the same fio workloads -- 4K
+# randread and randwrite at QD 32, 1M sequential read and write at QD 8,
+# direct I/O, io_uring, time based -- through three clients:
+#   unbd-zc    unbd attach --zero-copy=auto (must really be zero copy)
+#   unbd-copy  unbd attach --zero-copy=off
+#   kernel     nbd-client ... /dev/nbd0 -C QUEUES (same number of connections)
+# and a table of IOPS, MiB/s and the ratio to the kernel client.
+#
+# Environment:
+#   UNBD              the unbd binary (default build/default/unbd)
+#   BENCH_RUNTIME     seconds per workload (10)
+#   BENCH_QUEUES      queues = connections for every client (2)
+#   BENCH_SIZE        export size (256M)
+#   BENCH_TRANSPORT   tcp or unix (tcp)
+#   BENCH_OUT         also write the table to this file (on the host)
+#   UNBD_VM_*         see tests/vm/run (memory, timeout, ...)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source_dir=$(cd "$here/../.." && pwd)
+
+if [ "${UNBD_VM_GUEST:-0}" != 1 ]; then
+  : "${UNBD:=$source_dir/build/default/unbd}"
+  UNBD=$(realpath "$UNBD")
+  [ -x "$UNBD" ] || { echo "kernel-vs-unbd: $UNBD not built" >&2; exit 1; }
+  export UNBD UNBD_VM_MEM=${UNBD_VM_MEM:-2G} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-900}
+  export UNBD_BENCH_RUNTIME=${BENCH_RUNTIME:-10} UNBD_BENCH_QUEUES=${BENCH_QUEUES:-2}
+  export UNBD_BENCH_SIZE=${BENCH_SIZE:-256M} UNBD_BENCH_TRANSPORT=${BENCH_TRANSPORT:-tcp}
+  [ -n "${BENCH_OUT:-}" ] || exec "$source_dir/tests/vm/run" -- bash "$here/kernel-vs-unbd.sh"
+  # The guest's writes stay in the guest: keep the table from its output.
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
+  rc=0
+  "$source_dir/tests/vm/run" -- bash "$here/kernel-vs-unbd.sh" | tee "$log" || rc=$?
+  sed -n '/^fio .* per workload/,$p' "$log" >"$BENCH_OUT"
+  exit $rc
+fi
+
+# ---- in the guest ----
+export UNBD_SOURCE_DIR=$source_dir UNBD_BUILD_DIR=$(dirname "$UNBD")
+. "$source_dir/tests/functions.sh"
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+runtime=$UNBD_BENCH_RUNTIME queues=$UNBD_BENCH_QUEUES
+results=$TESTDIR/results
+: >"$results"
+
+if [ "$UNBD_BENCH_TRANSPORT" = unix ]; then
+  sock=$TESTDIR/bench.sock
+  start_nbdkit -P "$TESTDIR/nbdkit.pid" -U "$sock" memory "$UNBD_BENCH_SIZE"
+  uri="nbd+unix:///?socket=$sock"
+  nbd_client_target=(-unix "$sock")
+else
+  port=$(pick_port)
+  start_nbdkit -P "$TESTDIR/nbdkit.pid" -i 127.0.0.1 -p "$port" memory "$UNBD_BENCH_SIZE"
+  uri="nbd://127.0.0.1:$port/"
+  nbd_client_target=(127.0.0.1 "$port")
+fi
+
+# name fio-args...: one workload; appends "client name iops mibs" to results.
+workload() {
+  local name=$1; shift
+  fio --name="$name" --filename="$target" --ioengine=io_uring --direct=1 \
+    --time_based --runtime="$runtime" --ramp_time=1 --group_reporting \
+    --output-format=json "$@" >"$TESTDIR/fio.json" || fail "fio $name on $target ($client)"
+  jq -r --arg c "$client" --arg n "$name" '.jobs[0] as $j
+    | (if $j.read.io_bytes > 0 then $j.read else $j.write end) as $d
+    | "\($c) \($n) \($d.iops) \($d.bw_bytes / 1048576)"' "$TESTDIR/fio.json" >>"$results"
+  tail -1 "$results"
+}
+
+run_workloads() {
+  workload 4k-randread --rw=randread --bs=4k --iodepth=32
+  workload 4k-randwrite --rw=randwrite --bs=4k --iodepth=32
+  workload 1m-read --rw=read --bs=1M --iodepth=8
+  workload 1m-write --rw=write --bs=1M --iodepth=8
+}
+
+# Fill the export once so reads return data, not holes.
+prefill() {
+  dd if=/dev/urandom of="$TESTDIR/chunk" bs=1M count=16 status=none
+  local size_mib=$(($(blockdev --getsize64 "$target") >> 20)) off
+  for ((off = 0; off < size_mib; off += 16)); do
+    dd if="$TESTDIR/chunk" of="$target" bs=1M seek=$off conv=notrunc oflag=direct status=none
+  done
+}
+
+for zc in auto off; do
+  client=unbd-copy
+  [ $zc = auto ] && client=unbd-zc
+  json=$("$UNBD" attach --json "$uri" -q "$queues" --zero-copy=$zc) || fail "unbd attach ($zc)"
+  id=$(jq -r .id <<<"$json") target=$(jq -r .dev <<<"$json") mode=$(jq -r .zero_copy <<<"$json")
+  cleanup_fn "'$UNBD' detach $id 2>/dev/null"
+  [ "$(jq -r .queues <<<"$json")" = "$queues" ] || fail "$client: not $queues queues: $json"
+  case $zc in
+  auto) [[ $mode != off/* ]] || fail "--zero-copy=auto fell back to copy mode ($mode)" ;;
+  off) [[ $mode == off/* ]] || fail "--zero-copy=off is not copy mode ($mode)" ;;
+  esac
+  echo "== $client: $target, zero_copy=$mode, queues=$queues, depth=$(jq -r .depth <<<"$json")"
+  [ $zc = auto ] && prefill
+  run_workloads
+  "$UNBD" detach "$id" || fail "unbd detach $id"
+done
+
+client=kernel target=/dev/nbd0
+nbd-client "${nbd_client_target[@]}" "$target" -N '' -C "$queues" -b 512 >"$TESTDIR/nbd-client.out" 2>&1 ||
+  { cat "$TESTDIR/nbd-client.out"; fail "nbd-client"; }
+cleanup_fn "nbd-client -d $target >/dev/null 2>&1"
+for _ in $(seq 50); do [ "$(blockdev --getsize64 $target 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.1; done
+echo "== $client: $target, nbd-client -C $queues ($(cat /sys/block/nbd0/queue/nr_requests 2>/dev/null) requests/queue)"
+run_workloads
+nbd-client -d "$target" >/dev/null 2>&1 || true
+
+table() {
+  echo "fio $runtime s per workload, direct=1, io_uring, $queues queues/connections, nbdkit memory $UNBD_BENCH_SIZE over $UNBD_BENCH_TRANSPORT, in the TCG test VM"
+  awk '
+    { iops[$1, $2] = $3; mibs[$1, $2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
+    END {
+      printf "%-13s %-10s %10s %9s %9s\n", "workload", "client", "IOPS", "MiB/s", "vs kernel"
+      split("unbd-zc unbd-copy kernel", clients, " ")
+      for (i = 0; i < n; i++) {
+        w = order[i]; k = iops["kernel", w]
+        for (c = 1; c <= 3; c++) {
+          cl = clients[c]
+          ratio = k > 0 ? sprintf("%.2fx", iops[cl, w] / k) : "-"
+          printf "%-13s %-10s %10.0f %9.1f %9s\n", w, cl, iops[cl, w], mibs[cl, w], ratio
+        }
+      }
+    }' "$results"
+}
+echo
+table
