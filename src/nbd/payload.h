@@ -18,6 +18,8 @@ enum class BufferKind : uint8_t { UserAddress, KernelOffset };
 
 // How payload bytes move between the socket and the fixed buffer.
 enum class PayloadOps : uint8_t {
+    UserCopy,        // user buffers only: one SENDMSG (iovecs) per chain, recv MSG_WAITALL;
+                     // the socket copies anyway, and it needs the fewest SQEs
     ReadWriteFixed,  // WRITE_FIXED / READ_FIXED on the socket (6.15+, TCP and Unix)
     SendRecvFixed,   // send/recv with IORING_RECVSEND_FIXED_BUF (newer kernels)
     SendZcFixed,     // SEND_ZC + fixed buffer for writes, READ_FIXED for reads (TCP only)
@@ -25,7 +27,8 @@ enum class PayloadOps : uint8_t {
 
 const char* name(PayloadOps ops);
 
-// The best mode the probe allows; ReadWriteFixed when nothing better works.
+// The best fixed-buffer mode the probe allows (kernel-registered buffers
+// need one); ReadWriteFixed when nothing better works.
 // SEND_ZC is never picked automatically: over loopback it copies anyway and
 // costs an extra CQE (see DESIGN.md); ask for it explicitly on real NICs.
 PayloadOps choose_payload_ops(const uring::SocketOpSupport& support);

@@ -37,7 +37,10 @@ void Session::arm_reader() {
         uring::set_user_data(sqe, user_data(kRecvHeader, 0));
     } else {
         const uint64_t addr = payload_addr(payload_tag_, payload_offset_);
-        if (opt_.payload_ops == PayloadOps::SendRecvFixed)
+        if (opt_.payload_ops == PayloadOps::UserCopy)
+            uring::prep_recv(sqe, socket_, reinterpret_cast<void*>(static_cast<uintptr_t>(addr)), payload_left_,
+                             MSG_WAITALL);
+        else if (opt_.payload_ops == PayloadOps::SendRecvFixed)
             uring::prep_recv_fixed(sqe, socket_, addr, payload_left_, MSG_WAITALL, payload_tag_);
         else
             uring::prep_read_fixed(sqe, socket_, addr, payload_left_, payload_tag_);

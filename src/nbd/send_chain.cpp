@@ -5,6 +5,7 @@
 // -ECANCELED); the unsent remainder becomes the next chain, in order.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <span>
 
@@ -20,6 +21,7 @@ namespace {
 constexpr uint64_t send_value(uint32_t index, uint16_t tag) { return uint64_t{index} | (uint64_t{tag} << 20); }
 constexpr uint32_t value_index(uint64_t v) { return static_cast<uint32_t>(v & 0xfffff); }
 constexpr uint16_t value_tag(uint64_t v) { return static_cast<uint16_t>(v >> 20); }
+constexpr uint32_t kWholeChain = 0xfffff;  // UserCopy: one SENDMSG carries every segment
 }  // namespace
 
 void Session::build_chain() {
@@ -92,6 +94,7 @@ void Session::start_chain() {
     chain_broken_ = false;
     const unsigned n = static_cast<unsigned>(chain_.size());
     if (n == 0) return;
+    if (opt_.payload_ops == PayloadOps::UserCopy) return start_sendmsg();
     if (!ring_.reserve(n)) return fail("NBD session: cannot reserve " + std::to_string(n) + " SQEs for a send chain");
     for (unsigned i = 0; i < n; ++i) {
         Segment& seg = chain_[i];
@@ -105,6 +108,7 @@ void Session::start_chain() {
         } else {
             const uint64_t addr = payload_addr(seg.tag, seg.offset + seg.done);
             switch (opt_.payload_ops) {
+                case PayloadOps::UserCopy:  // handled by start_sendmsg
                 case PayloadOps::ReadWriteFixed: uring::prep_write_fixed(sqe, socket_, addr, left, seg.tag); break;
                 case PayloadOps::SendRecvFixed:
                     uring::prep_send_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL, seg.tag);
@@ -124,7 +128,50 @@ void Session::start_chain() {
     chain_in_flight_ = true;
 }
 
+void Session::start_sendmsg() {
+    iov_.clear();
+    for (Segment& seg : chain_) {
+        void* base = seg.kind == Segment::Kind::Headers
+                         ? static_cast<void*>(header_buf_.data() + seg.offset + seg.done)
+                         : reinterpret_cast<void*>(static_cast<uintptr_t>(payload_addr(seg.tag, seg.offset + seg.done)));
+        iov_.push_back(iovec{base, seg.length - seg.done});
+        if (seg.kind == Segment::Kind::Payload) ++slots_[seg.tag].payload_sends;
+    }
+    msg_ = msghdr{};
+    msg_.msg_iov = iov_.data();
+    msg_.msg_iovlen = iov_.size();
+    io_uring_sqe* sqe = ring_.get_sqe();
+    io_uring_prep_sendmsg(sqe, socket_.fd, &msg_, MSG_NOSIGNAL | MSG_WAITALL);
+    if (socket_.fixed) sqe->flags |= IOSQE_FIXED_FILE;
+    uring::set_user_data(sqe, user_data(kSend, send_value(kWholeChain, 0)));
+    ++sqes_in_kernel_;
+    ++stats_.chains;
+    chain_cqes_pending_ = 1;
+    chain_in_flight_ = true;
+}
+
 void Session::on_send_cqe(uint64_t value, const io_uring_cqe& cqe) {
+    if (value_index(value) == kWholeChain) {
+        --sqes_in_kernel_;
+        chain_cqes_pending_ = 0;
+        int res = cqe.res;
+        if (res == -EINTR || res == -EAGAIN) res = 0;
+        else if (res == -EPIPE || res == -ECONNRESET)
+            fail("NBD session: the server closed the connection while a request was being sent");
+        else if (res < 0)
+            fail(errno_text("NBD session: sending to the server failed", res));
+        uint32_t left = res > 0 ? static_cast<uint32_t>(res) : 0;
+        for (Segment& seg : chain_) {
+            const uint32_t n = std::min(left, seg.length - seg.done);
+            seg.done += n;
+            left -= n;
+            if (seg.kind == Segment::Kind::Payload) --slots_[seg.tag].payload_sends;
+        }
+        finish_chain();
+        for (const Segment& seg : chain_)
+            if (seg.kind == Segment::Kind::Payload) maybe_complete(seg.tag);
+        return;
+    }
     if (cqe.flags & IORING_CQE_F_NOTIF) {  // SEND_ZC: the buffer is free now
         const uint16_t tag = value_tag(value);
         --sqes_in_kernel_;

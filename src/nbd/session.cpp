@@ -26,6 +26,7 @@ const char* name(BlockOp op) {
 
 const char* name(PayloadOps ops) {
     switch (ops) {
+        case PayloadOps::UserCopy: return "user_copy";
         case PayloadOps::ReadWriteFixed: return "read_write_fixed";
         case PayloadOps::SendRecvFixed: return "send_recv_fixed";
         case PayloadOps::SendZcFixed: return "send_zc_fixed";
@@ -45,10 +46,14 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
     if (opt_.buffer_kind == BufferKind::UserAddress && !opt_.buffer_base)
         throw Error("NBD session: user buffers need a buffer_base function");
     if (!opt_.on_complete) throw Error("NBD session: on_complete is required");
+    if (opt_.payload_ops == PayloadOps::UserCopy && opt_.buffer_kind != BufferKind::UserAddress)
+        throw Error("NBD session: kernel-registered buffers need a fixed-buffer payload mode");
     const uint32_t min = std::max<uint32_t>(1, info_.block_size_min);
     uint32_t max = std::min(info_.block_size_max, opt_.max_request_bytes);
     chunk_ = std::max(min, max / min * min);
-    opt_.max_chain_sqes = std::clamp(opt_.max_chain_sqes, 2u, ring_.sq_entries());
+    // UserCopy sends a whole chain as one SQE; its cap is the iovec limit.
+    opt_.max_chain_sqes = opt_.payload_ops == PayloadOps::UserCopy ? 1024u  // UIO_MAXIOV
+                                                                   : std::clamp(opt_.max_chain_sqes, 2u, ring_.sq_entries());
 
     const uint32_t max_parts = (opt_.max_request_bytes + chunk_ - 1) / chunk_ + 1;
     if (max_parts > 0xffff) throw Error("NBD session: the server's maximum payload is too small");
@@ -57,6 +62,7 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
     send_fifo_.resize(opt_.queue_depth);
     ready_.reserve(opt_.queue_depth);
     chain_.reserve(opt_.max_chain_sqes);
+    iov_.reserve(opt_.payload_ops == PayloadOps::UserCopy ? opt_.max_chain_sqes : 0);
     header_buf_.resize(std::size_t{opt_.queue_depth} * max_parts * proto::kRequestSize);
 }
 

@@ -34,6 +34,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -53,7 +56,7 @@ struct SessionOptions {
     BufferKind buffer_kind = BufferKind::UserAddress;
     // UserAddress only: the user address of tag's registered buffer.
     std::function<uint64_t(uint16_t tag)> buffer_base;
-    PayloadOps payload_ops = PayloadOps::ReadWriteFixed;
+    PayloadOps payload_ops = PayloadOps::ReadWriteFixed;  // UserCopy needs UserAddress
     uint8_t instance = 0;            // user_data instance byte (several sessions on one ring)
     unsigned max_chain_sqes = 64;    // cap on one link chain (must fit the SQ)
     std::function<void(uint16_t tag, int result)> on_complete;  // bytes or -errno
@@ -157,6 +160,7 @@ private:
     // send_chain.cpp
     void build_chain();
     void start_chain();
+    void start_sendmsg();
     void on_send_cqe(uint64_t value, const io_uring_cqe& cqe);
     void finish_chain();
     void queue_disc();
@@ -188,6 +192,8 @@ private:
     bool chain_broken_ = false;     // a short/cancelled send: resend the rest
     unsigned chain_cqes_pending_ = 0;
     std::size_t chain_resume_ = 0;  // first segment not fully sent
+    std::vector<iovec> iov_;        // UserCopy: the whole chain as one SENDMSG
+    msghdr msg_{};
 
     // reply reader
     ReaderState reader_ = ReaderState::Idle;

@@ -17,7 +17,8 @@ SyntheticFrontend::SyntheticFrontend(Fd socket, const ExportInfo& info, const Sy
     // Room for one full chain, the reader, and the owner's slack.
     unsigned entries = 64;
     while (entries < options_.max_chain_sqes + 8u) entries *= 2;
-    ring_ = std::make_unique<uring::Ring>(uring::RingOptions{.entries = entries, .cq_entries = entries * 4});
+    ring_ = std::make_unique<uring::Ring>(uring::RingOptions{
+        .entries = entries, .cq_entries = entries * 4, .fast_taskrun = options_.fast_taskrun});
 
     const std::size_t page = 4096;
     const std::size_t per_tag = (std::size_t{options_.buffer_bytes} + page - 1) / page * page;

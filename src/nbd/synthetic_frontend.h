@@ -28,6 +28,7 @@ struct SyntheticOptions {
     PayloadOps payload_ops = PayloadOps::ReadWriteFixed;
     bool fixed_file = true;            // register the socket, use IOSQE_FIXED_FILE
     unsigned max_chain_sqes = 64;
+    bool fast_taskrun = true;          // SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN
 };
 
 class SyntheticFrontend {

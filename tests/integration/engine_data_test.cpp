@@ -20,8 +20,8 @@ constexpr uint64_t kDisk = 64ull << 20;
 // Writes `count` requests of `size` bytes at distinct offsets with the
 // engine at depth `qd`, then checks every byte with libnbd.
 void engine_writes_oracle_reads(NbdkitProcess& server, uint16_t qd, uint32_t size, std::size_t count,
-                                uint64_t seed, bool fua = false) {
-    auto fe = connect_engine(server.uri(), {.queue_depth = qd, .buffer_bytes = size});
+                                uint64_t seed, nbd::PayloadOps ops, bool fua = false) {
+    auto fe = connect_engine(server.uri(), {.queue_depth = qd, .buffer_bytes = size, .payload_ops = ops});
     std::vector<int> results(count, 1);
     REQUIRE(fe->run_batch(
         count,
@@ -40,7 +40,8 @@ void engine_writes_oracle_reads(NbdkitProcess& server, uint16_t qd, uint32_t siz
     }
 }
 
-void oracle_writes_engine_reads(NbdkitProcess& server, uint16_t qd, uint32_t size, std::size_t count, uint64_t seed) {
+void oracle_writes_engine_reads(NbdkitProcess& server, uint16_t qd, uint32_t size, std::size_t count, uint64_t seed,
+                                nbd::PayloadOps ops) {
     {
         Oracle o(server.uri());
         for (std::size_t i = 0; i < count; ++i) {
@@ -49,7 +50,7 @@ void oracle_writes_engine_reads(NbdkitProcess& server, uint16_t qd, uint32_t siz
             o.pwrite(i * size % kDisk, d);
         }
     }
-    auto fe = connect_engine(server.uri(), {.queue_depth = qd, .buffer_bytes = size});
+    auto fe = connect_engine(server.uri(), {.queue_depth = qd, .buffer_bytes = size, .payload_ops = ops});
     std::size_t good = 0;
     REQUIRE(fe->run_batch(
         count,
@@ -80,27 +81,36 @@ TEST_CASE("engine: single write then read round-trips through nbdkit") {
     CHECK(fe->disconnect());
 }
 
+// Both payload paths: fixed buffers (what ublk zero copy uses) and user copy.
+constexpr nbd::PayloadOps kModes[] = {nbd::PayloadOps::ReadWriteFixed, nbd::PayloadOps::UserCopy};
+
 TEST_CASE("engine: writes at queue depths 1..256 read back with libnbd") {
     NbdkitProcess server({"memory", "64M"});
-    for (uint16_t qd : {1, 2, 7, 32, 64, 128, 256}) {
-        CAPTURE(qd);
-        engine_writes_oracle_reads(server, qd, 4096, std::size_t{qd} * 3, qd * 1000);
-    }
+    for (auto ops : kModes)
+        for (uint16_t qd : {1, 2, 7, 32, 64, 128, 256}) {
+            CAPTURE(qd);
+            CAPTURE(nbd::name(ops));
+            engine_writes_oracle_reads(server, qd, 4096, std::size_t{qd} * 3, qd * 1000, ops);
+        }
 }
 
 TEST_CASE("engine: libnbd writes read back by the engine at queue depths 1..256") {
     NbdkitProcess server({"memory", "64M"});
-    for (uint16_t qd : {1, 3, 16, 64, 256}) {
-        CAPTURE(qd);
-        oracle_writes_engine_reads(server, qd, 4096, std::size_t{qd} * 3, qd * 7000);
-    }
+    for (auto ops : kModes)
+        for (uint16_t qd : {1, 3, 16, 64, 256}) {
+            CAPTURE(qd);
+            CAPTURE(nbd::name(ops));
+            oracle_writes_engine_reads(server, qd, 4096, std::size_t{qd} * 3, qd * 7000, ops);
+        }
 }
 
 TEST_CASE("engine: sizes from 512 B to the server maximum, both directions") {
     NbdkitProcess server({"memory", "64M"});
-    for (uint32_t size : {512u, 4096u, 65536u, 1u << 20, 4u << 20}) {
-        CAPTURE(size);
-        engine_writes_oracle_reads(server, 4, size, 6, size);
-        oracle_writes_engine_reads(server, 4, size, 6, size + 99);
-    }
+    for (auto ops : kModes)
+        for (uint32_t size : {512u, 4096u, 65536u, 1u << 20, 4u << 20}) {
+            CAPTURE(size);
+            CAPTURE(nbd::name(ops));
+            engine_writes_oracle_reads(server, 4, size, 6, size, ops);
+            oracle_writes_engine_reads(server, 4, size, 6, size + 99, ops);
+        }
 }

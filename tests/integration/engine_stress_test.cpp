@@ -20,11 +20,12 @@ using nbd::BlockRequest;
 
 namespace {
 
-void ordering_under_pressure(bool tcp) {
+void ordering_under_pressure(bool tcp, nbd::PayloadOps ops) {
+    CAPTURE(nbd::name(ops));
     NbdkitProcess server({"--filter=delay", "memory", "64M", "delay-write=2ms"}, tcp);
     constexpr uint32_t kSize = 512 * 1024;
     constexpr std::size_t kCount = 64;
-    auto fe = connect_engine(server.uri(), {.queue_depth = 32, .buffer_bytes = kSize});
+    auto fe = connect_engine(server.uri(), {.queue_depth = 32, .buffer_bytes = kSize, .payload_ops = ops});
     // Far below one payload (the kernel doubles it). TCP over loopback with a
     // tiny buffer crawls (ACK pacing), so it gets a bit more room.
     const int sndbuf = tcp ? 131072 : 4096;
@@ -51,11 +52,13 @@ void ordering_under_pressure(bool tcp) {
 }  // namespace
 
 TEST_CASE("engine: large writes in flight with a tiny send buffer stay in order (Unix)") {
-    ordering_under_pressure(false);
+    ordering_under_pressure(false, nbd::PayloadOps::ReadWriteFixed);
+    ordering_under_pressure(false, nbd::PayloadOps::UserCopy);
 }
 
 TEST_CASE("engine: large writes in flight with a tiny send buffer stay in order (TCP)") {
-    ordering_under_pressure(true);
+    ordering_under_pressure(true, nbd::PayloadOps::ReadWriteFixed);
+    ordering_under_pressure(true, nbd::PayloadOps::UserCopy);
 }
 
 TEST_CASE("engine: server write errors land on the failing requests only") {
