@@ -9,6 +9,8 @@
 
 #include <fcntl.h>
 
+#include <spdlog/spdlog.h>
+
 #include <asio.hpp>
 #include <cstdio>
 
@@ -162,14 +164,26 @@ struct Connector {
 
     // Connects with the right transport, runs the handshake; returns the fd.
     Fd run(Handshake& hs) {
+        Fd fd;
         if (uri.transport == Transport::Tcp) {
             auto sock = connect_tcp();
+            std::error_code ec;
+            auto peer = sock.remote_endpoint(ec);
+            spdlog::debug("connected to {} ({})", uri.to_string(), ec ? "?" : peer.address().to_string());
             negotiate(sock, hs);
-            return release_blocking(sock);
+            fd = release_blocking(sock);
+        } else {
+            auto sock = connect_unix();
+            spdlog::debug("connected to {}", uri.to_string());
+            negotiate(sock, hs);
+            fd = release_blocking(sock);
         }
-        auto sock = connect_unix();
-        negotiate(sock, hs);
-        return release_blocking(sock);
+        const auto& i = hs.info();
+        spdlog::debug("handshake done: {}newstyle{}, export '{}', size {}, flags {:#06x}, block sizes {}/{}/{}{}",
+                      hs.fixed_newstyle() ? "fixed " : "", hs.no_zeroes() ? " with NO_ZEROES" : "", i.name, i.size,
+                      i.transmission_flags, i.block_size_min, i.block_size_preferred, i.block_size_max,
+                      i.structured_replies ? ", structured replies" : "");
+        return fd;
     }
 };
 
