@@ -72,7 +72,8 @@ bool delete_directly(uint32_t id) {
     }
     const int stop = control.try_stop(id);
     if (stop < 0) spdlog::debug("STOP_DEV {}: {}", id, stop);
-    control.remove(id);
+    const int del = control.try_remove_async(id);
+    if (del < 0) throw Error(errno_text("cannot delete ublk device " + std::to_string(id), del), -del);
     return true;
 }
 

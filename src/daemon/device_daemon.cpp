@@ -71,6 +71,9 @@ DeviceDaemon::~DeviceDaemon() {
 
 DeviceState DeviceDaemon::start() {
     block_stop_signals();
+    // WRITE_FIXED on a socket the server closed raises SIGPIPE (only send
+    // takes MSG_NOSIGNAL): a lost server must fail I/O, not kill the daemon.
+    ::signal(SIGPIPE, SIG_IGN);
     control_ = std::make_unique<ublk::ControlDevice>();
     const unsigned nq = static_cast<unsigned>(plan_.connections.size());
 
@@ -82,7 +85,16 @@ DeviceState DeviceDaemon::start() {
     want.ublksrv_pid = ::getpid();
     want.flags = P::UBLK_F_CMD_IOCTL_ENCODE | P::UBLK_F_URING_CMD_COMP_IN_TASK;
     if (plan_.zero_copy.zero_copy()) want.flags |= P::UBLK_F_AUTO_BUF_REG;
-    const ublk::DevInfo got = control_->add(want);
+    ublk::DevInfo got{};
+    try {
+        got = control_->add(want);
+    } catch (const Error& e) {
+        if (e.error_number() == EEXIST && plan_.options.dev_id) {
+            throw Error("ublk device " + std::to_string(*plan_.options.dev_id) + " already exists (-n): pick another",
+                        EEXIST);
+        }
+        throw;
+    }
     device_.emplace(*control_, got.dev_id);
     spdlog::info("ublk device {} added, flags {}", got.dev_id, P::feature_names(got.flags));
     if (plan_.zero_copy.zero_copy() && (got.flags & P::UBLK_F_AUTO_BUF_REG) == 0) {
@@ -174,8 +186,10 @@ void DeviceDaemon::shutdown() {
     // 2 + 3. NBD_CMD_DISC and join; the rings close and cancel the FETCHes.
     stop_queues();
     char_fd_.reset();
-    // 4. DEL_DEV, now that nothing holds /dev/ublkcN.
-    const int del = control_->try_remove(id);
+    // 4. DEL_DEV, now that nothing holds /dev/ublkcN. A mounted file system
+    //    keeps the disk referenced and DEL_DEV would wait for the umount:
+    //    the kernel finishes the deletion when the last user lets go.
+    const int del = control_->try_remove_async(id);
     device_->release();
     device_.reset();
     remove_state(id);

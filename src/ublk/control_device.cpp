@@ -166,6 +166,16 @@ int ControlDevice::try_remove(uint32_t dev_id) noexcept {
     }
 }
 
+int ControlDevice::try_remove_async(uint32_t dev_id) noexcept {
+    try {
+        const int ret = run(P::UBLK_U_CMD_DEL_DEV_ASYNC, dev_id, nullptr, 0, 0, 10s, "DEL_DEV_ASYNC");
+        if (ret != -EINVAL && ret != -EOPNOTSUPP && ret != -ENOTTY) return ret;
+        return run(P::UBLK_U_CMD_DEL_DEV, dev_id, nullptr, 0, 0, 30s, "DEL_DEV");
+    } catch (...) {
+        return -EIO;
+    }
+}
+
 Device::~Device() {
     if (!owned_) return;
     // Best effort: STOP may fail on a never-started device; DEL still works.

@@ -47,6 +47,9 @@ public:
     // -errno of a command without throwing (for best-effort cleanup).
     int try_stop(uint32_t dev_id) noexcept;
     int try_remove(uint32_t dev_id) noexcept;
+    // DEL_DEV_ASYNC (6.9+): returns at once, the kernel deletes the device
+    // when its last user closes it; plain DEL_DEV on older kernels.
+    int try_remove_async(uint32_t dev_id) noexcept;
 
 private:
     int run(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,
