@@ -45,7 +45,7 @@ if [ "${UNBD_SKIP_VM:-0}" != 1 ] && [[ " ${build_ok[*]} " == *" default "* ]]; t
 fi
 
 step "summary"
-python3 - "$results" "${#build_ok[@]}" "${UNBD_SKIP_VM:-0}" <<'PY'
+/usr/bin/python3 - "$results" "${#build_ok[@]}" "${UNBD_SKIP_VM:-0}" <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
 results, builds_ok, skip_vm = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 passed, failed, not_run = 0, [], []
