@@ -8,7 +8,8 @@
 #                                   QUEUES, ATTACH_JSON; detached on exit
 #   expect_zero_copy MODE           ZC (and `unbd list`) match --zero-copy=MODE
 #   detach ID                       `unbd detach ID`, then ID must be gone
-#   expect_no_devices               no /dev/ublk[bc]*, nothing in /run/unbd
+#   expect_no_devices [KEEP...]     no /dev/ublk[bc]*, nothing in /run/unbd
+#                                   but the files named
 #   nbd_sha256 URI                  sha256 of the whole export, read by libnbd
 #   dev_sha256 DEV                  sha256 of the whole device (O_DIRECT)
 #   sysfs DEV ATTR                  /sys/block/ublkbN/ATTR
@@ -24,6 +25,8 @@ STATE_DIR=${UNBD_STATE_DIR:-/run/unbd}
 
 serve_unix() {
   local name=$1; shift
+  # A debugging knob: VMTEST_TRANSPORT=tcp serves these exports over TCP.
+  if [ "${VMTEST_TRANSPORT:-unix}" = tcp ]; then serve_tcp "$@"; return; fi
   SOCK=$TESTDIR/$name.sock
   start_nbdkit -P "$TESTDIR/$name.pid" -U "$SOCK" "$@"
   URI="nbd+unix:///?socket=$SOCK"
@@ -85,10 +88,12 @@ detach() {
 }
 
 # The daemon removes its log just after the device is gone: allow it 5 s.
+# Arguments: files in $STATE_DIR that may stay (a killed daemon's log).
 expect_no_devices() {
-  local left
+  local left f
   for _ in $(seq 50); do
     left=$(ls -d /dev/ublkb* /dev/ublkc* "$STATE_DIR"/* 2>/dev/null || true)
+    for f in "$@"; do left=$(grep -vFx "$STATE_DIR/$f" <<<"$left" || true); done
     [ -z "$left" ] && return 0
     sleep 0.1
   done
