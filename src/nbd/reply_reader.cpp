@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <span>
 
 #include "common/error.h"
@@ -32,7 +34,10 @@ void Session::arm_reader() {
         reader_ = ReaderState::Header;
         reply_got_ = 0;
     }
-    if (reader_ == ReaderState::Header) {
+    if (reader_ == ReaderState::Header && !stage_.empty()) {
+        uring::prep_recv(sqe, socket_, stage_.data() + stage_len_, static_cast<uint32_t>(stage_.size() - stage_len_), 0);
+        uring::set_user_data(sqe, user_data(kRecvHeader, 0));
+    } else if (reader_ == ReaderState::Header) {
         uring::prep_recv(sqe, socket_, reply_buf_ + reply_got_, proto::kSimpleReplySize - reply_got_, MSG_WAITALL);
         uring::set_user_data(sqe, user_data(kRecvHeader, 0));
     } else {
@@ -57,6 +62,10 @@ void Session::on_header_cqe(int res) {
     if (res == -EINTR || res == -EAGAIN) return;  // re-armed by prepare_sqes
     if (res == 0 || res == -ECONNRESET) return fail("NBD session: the server closed the connection");
     if (res < 0) return fail(errno_text("NBD session: receiving from the server failed", res));
+    if (!stage_.empty()) {
+        stage_len_ += static_cast<std::size_t>(res);
+        return process_stage();
+    }
     reply_got_ += static_cast<uint32_t>(res);
     if (reply_got_ < proto::kSimpleReplySize) return;
     reader_ = ReaderState::Idle;
@@ -103,6 +112,44 @@ void Session::handle_reply() {
     maybe_complete(c.tag);
 }
 
+// Parses every complete reply in stage_, copying READ payload out of it.
+void Session::process_stage() {
+    while (!failed_) {
+        const std::size_t avail = stage_len_ - stage_pos_;
+        if (reader_ == ReaderState::Payload) {
+            if (avail == 0) break;
+            const auto n = static_cast<uint32_t>(std::min<std::size_t>(avail, payload_left_));
+            std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(payload_addr(payload_tag_, payload_offset_))),
+                        stage_.data() + stage_pos_, n);
+            stage_pos_ += n;
+            payload_offset_ += n;
+            payload_left_ -= n;
+            if (payload_left_ == 0) payload_done();
+            continue;
+        }
+        if (avail < proto::kSimpleReplySize) break;
+        std::memcpy(reply_buf_, stage_.data() + stage_pos_, proto::kSimpleReplySize);
+        stage_pos_ += proto::kSimpleReplySize;
+        reader_ = ReaderState::Idle;
+        handle_reply();
+    }
+    // Keep a partial header for the next recv; payload goes straight to its buffer.
+    const std::size_t left = stage_len_ - stage_pos_;
+    if (left > 0 && stage_pos_ > 0) std::memmove(stage_.data(), stage_.data() + stage_pos_, left);
+    stage_len_ = left;
+    stage_pos_ = 0;
+    if (reader_ != ReaderState::Payload) reader_ = left > 0 ? ReaderState::Header : ReaderState::Idle;
+}
+
+void Session::payload_done() {
+    reader_ = ReaderState::Idle;
+    Slot& s = slots_[payload_tag_];
+    s.parts[payload_part_] = PartState::Replied;
+    --s.parts_pending;
+    --replies_expected_;
+    maybe_complete(payload_tag_);
+}
+
 void Session::on_payload_cqe(int res) {
     reader_armed_ = false;
     --sqes_in_kernel_;
@@ -116,12 +163,7 @@ void Session::on_payload_cqe(int res) {
     payload_offset_ += n;
     payload_left_ -= n;
     if (payload_left_ > 0) return;
-    reader_ = ReaderState::Idle;
-    Slot& s = slots_[payload_tag_];
-    s.parts[payload_part_] = PartState::Replied;
-    --s.parts_pending;
-    --replies_expected_;
-    maybe_complete(payload_tag_);
+    payload_done();
 }
 
 }  // namespace unbd::nbd

@@ -170,6 +170,8 @@ private:
     void on_header_cqe(int res);
     void on_payload_cqe(int res);
     void handle_reply();
+    void process_stage();
+    void payload_done();
 
     uring::Ring& ring_;
     uring::Target socket_;
@@ -205,6 +207,10 @@ private:
     uint32_t payload_offset_ = 0;  // where in the tag's buffer the next byte goes
     uint32_t payload_left_ = 0;
     unsigned replies_expected_ = 0;  // NBD commands sent and not yet replied
+    // UserCopy: replies are read in bulk into stage_ and parsed there; READ
+    // payload found there is copied out, the rest received in place.
+    std::vector<std::byte> stage_;
+    std::size_t stage_pos_ = 0, stage_len_ = 0;
 
     SessionStats stats_;
     unsigned sqes_in_kernel_ = 0;
