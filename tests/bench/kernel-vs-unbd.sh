@@ -106,7 +106,7 @@ for zc in auto off; do
 done
 
 client=kernel target=/dev/nbd0
-nbd-client "${nbd_client_target[@]}" "$target" -N '' -C "$queues" -b 512 >"$TESTDIR/nbd-client.out" 2>&1 ||
+nbd-client "${nbd_client_target[@]}" "$target" -C "$queues" -b 512 >"$TESTDIR/nbd-client.out" 2>&1 ||
   { cat "$TESTDIR/nbd-client.out"; fail "nbd-client"; }
 cleanup_fn "nbd-client -d $target >/dev/null 2>&1"
 for _ in $(seq 50); do [ "$(blockdev --getsize64 $target 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.1; done
