@@ -69,7 +69,7 @@ AttachPlan plan_attach(const AttachOptions& options) {
 
     nbd::ConnectOptions co;
     plan.connections.push_back(nbd::connect_export(plan.uri, co));
-    const nbd::ExportInfo& first = plan.connections.front().info;
+    const nbd::ExportInfo first = plan.connections.front().info;  // a copy: push_back reallocates
 
     std::string warning;
     const unsigned queues = choose_queue_count(options.queues, first.can_multi_conn(),

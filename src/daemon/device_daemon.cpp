@@ -152,11 +152,13 @@ bool DeviceDaemon::run_until_stopped() {
             spdlog::info("signal {}: detaching {}", sig, state_.dev);
             break;
         }
-        bool all_done = true;
-        for (const auto& q : queues_) all_done = all_done && q->finished();
-        if (all_done) {
+        // A queue thread only ends on its own when it failed (or the device
+        // was deleted behind our back): its tags would hang, so detach.
+        bool any_done = false;
+        for (const auto& q : queues_) any_done = any_done || q->finished();
+        if (any_done) {
             queues_failed = true;
-            spdlog::error("every queue of {} stopped; detaching", state_.dev);
+            spdlog::error("a queue of {} stopped; detaching", state_.dev);
             break;
         }
     }

@@ -12,7 +12,7 @@
 // all of them (StartGate, bounded) -> START_DEV -> state file.
 // Any failure unwinds in reverse and DEL_DEVs: nothing is left behind.
 //
-// Shutdown order (signal, or every queue ended):
+// Shutdown order (signal, or a queue thread ended on its own):
 //   1. stop accepting + drain: STOP_DEV. The kernel removes the disk and
 //      waits for in-flight I/O, which the queues still serve; then it
 //      aborts their FETCHes.
@@ -47,7 +47,7 @@ public:
     // holds. Throws unbd::Error after deleting whatever it made.
     DeviceState start();
 
-    // Blocks until a stop signal or until every queue ended, then shuts
+    // Blocks until a stop signal or until a queue thread ended, then shuts
     // down in the order above. Returns false when the device ended because
     // its queues failed (connection lost, device deleted elsewhere).
     bool run_until_stopped();
