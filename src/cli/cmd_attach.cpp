@@ -33,6 +33,7 @@ namespace {
 struct AttachArgs {
     daemon::AttachOptions options;
     std::string zero_copy = "auto";
+    std::string payload_ops;
     bool foreground = false;
     bool json = false;
 };
@@ -158,10 +159,14 @@ void add_attach_command(CLI::App& app) {
     cmd->add_flag("--read-only", args->options.read_only, "make the device read-only");
     cmd->add_option("--zero-copy", args->zero_copy, "auto, on or off (default auto)")
         ->check(CLI::IsMember({"auto", "on", "off"}));
+    cmd->add_option("--payload-ops", args->payload_ops,
+                    "socket payload op: read_write_fixed (default), send_recv_fixed or send_zc_fixed")
+        ->group("Advanced");
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");
     cmd->callback([args] {
         args->options.zero_copy = ublk::parse_zero_copy(args->zero_copy);
+        if (!args->payload_ops.empty()) args->options.payload_ops = ublk::parse_payload_ops(args->payload_ops);
         daemon::AttachPlan plan = daemon::plan_attach(args->options);
         for (const auto& w : plan.warnings) std::fprintf(stderr, "unbd: warning: %s\n", w.c_str());
         if (args->foreground) {

@@ -90,7 +90,7 @@ AttachPlan plan_attach(const AttachOptions& options) {
     const int family = plan.uri.transport == nbd::Transport::Unix ? AF_UNIX : AF_INET;
     const uring::SocketOpSupport ops = uring::probe_socket_ops(family);
     spdlog::debug("socket ops: {}", ops.describe());
-    plan.zero_copy = ublk::choose_zero_copy(options.zero_copy, plan.features, ops);
+    plan.zero_copy = ublk::choose_zero_copy(options.zero_copy, plan.features, ops, options.payload_ops);
     return plan;
 }
 

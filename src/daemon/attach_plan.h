@@ -29,6 +29,7 @@ struct AttachOptions {
     bool read_only = false;
     ublk::ZeroCopyRequest zero_copy = ublk::ZeroCopyRequest::Auto;
     uint32_t buffer_bytes = 512 << 10;  // per tag: the largest request
+    std::optional<nbd::PayloadOps> payload_ops;  // --payload-ops (testing, tuning)
 };
 
 struct AttachPlan {

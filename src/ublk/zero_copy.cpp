@@ -18,8 +18,17 @@ std::string ZeroCopyChoice::name() const {
     return std::string(buffers == BufferMode::AutoBufReg ? "auto-buf-reg" : "off") + "/" + nbd::name(payload);
 }
 
+nbd::PayloadOps parse_payload_ops(const std::string& text) {
+    std::string t = text;
+    for (char& ch : t) if (ch == '-') ch = '_';
+    for (auto ops : {nbd::PayloadOps::ReadWriteFixed, nbd::PayloadOps::SendRecvFixed, nbd::PayloadOps::SendZcFixed}) {
+        if (t == nbd::name(ops)) return ops;
+    }
+    throw Error("--payload-ops must be read_write_fixed, send_recv_fixed or send_zc_fixed, not '" + text + "'");
+}
+
 ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
-                                const uring::SocketOpSupport& ops) {
+                                const uring::SocketOpSupport& ops, std::optional<nbd::PayloadOps> payload) {
     ZeroCopyChoice c;
     // Fixed-buffer payload ops are needed in both modes: copy mode also
     // registers its buffers. Without READ_FIXED/WRITE_FIXED (pre-6.15 on
@@ -36,6 +45,16 @@ ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
     // server dropping the connection under fio. WRITE_FIXED/READ_FIXED are
     // correct everywhere the probe found them.
     c.payload = payload_ok ? nbd::PayloadOps::ReadWriteFixed : nbd::choose_payload_ops(ops);
+    if (payload) {
+        const bool works = *payload == nbd::PayloadOps::ReadWriteFixed ? payload_ok
+                           : *payload == nbd::PayloadOps::SendRecvFixed ? ops.send_fixed && ops.recv_fixed
+                                                                        : ops.send_zc_fixed && ops.read_fixed;
+        if (!works) {
+            throw Error(std::string("--payload-ops ") + nbd::name(*payload) +
+                        ": this kernel cannot do it on this transport (probe found: " + ops.describe() + ")");
+        }
+        c.payload = *payload;
+    }
 
     if (request == ZeroCopyRequest::Off) {
         c.reason = "copy mode requested (--zero-copy=off)";

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "nbd/payload.h"
@@ -42,7 +43,13 @@ struct ZeroCopyChoice {
 
 // Pure: kernel ublk features + socket op probe -> the mode. `On` throws an
 // Error naming what the kernel lacks instead of falling back.
+// `payload` forces the socket payload op (--payload-ops); it must be one
+// the probe found working.
 ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t ublk_features,
-                                const uring::SocketOpSupport& socket_ops);
+                                const uring::SocketOpSupport& socket_ops,
+                                std::optional<nbd::PayloadOps> payload = std::nullopt);
+
+// "read_write_fixed", "send_recv_fixed", "send_zc_fixed" (or with dashes).
+nbd::PayloadOps parse_payload_ops(const std::string& text);
 
 }  // namespace unbd::ublk

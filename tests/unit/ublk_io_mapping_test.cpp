@@ -111,9 +111,18 @@ TEST_CASE("zero copy: auto picks auto-buf-reg when the kernel has it, copy mode 
     CHECK_FALSE(old.zero_copy());
     CHECK(old.name() == "off/read_write_fixed");
 
+    // send/recv + FIXED_BUF only when asked for (see zero_copy.cpp), and
+    // only when the probe found it working.
+    CHECK_THROWS_AS(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops,
+                                           nbd::PayloadOps::SendRecvFixed),
+                    Error);
     ops.send_fixed = ops.recv_fixed = true;
     CHECK(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops).payload ==
-          nbd::PayloadOps::SendRecvFixed);
+          nbd::PayloadOps::ReadWriteFixed);
+    CHECK(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops,
+                                 ublk::parse_payload_ops("send-recv-fixed"))
+              .payload == nbd::PayloadOps::SendRecvFixed);
+    CHECK_THROWS_AS(ublk::parse_payload_ops("sendfile"), Error);
 }
 
 TEST_CASE("zero copy: off is copy mode; on refuses a kernel without auto-buf-reg") {
