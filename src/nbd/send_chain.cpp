@@ -102,8 +102,11 @@ void Session::start_chain() {
         const uint32_t left = seg.length - seg.done;
         const bool last = i + 1 == n;
         if (seg.kind == Segment::Kind::Headers) {
+            // MSG_WAITALL: without it a short send completes "successfully"
+            // and the link goes on, interleaving the stream; with it a short
+            // send fails the link (kernel net.c min_ret) and we resend.
             // MSG_MORE lets TCP put a header and its payload in one segment.
-            const int flags = MSG_NOSIGNAL | (last ? 0 : MSG_MORE);
+            const int flags = MSG_NOSIGNAL | MSG_WAITALL | (last ? 0 : MSG_MORE);
             uring::prep_send(sqe, socket_, header_buf_.data() + seg.offset + seg.done, left, flags);
         } else {
             const uint64_t addr = payload_addr(seg.tag, seg.offset + seg.done);
@@ -111,10 +114,10 @@ void Session::start_chain() {
                 case PayloadOps::UserCopy:  // handled by start_sendmsg
                 case PayloadOps::ReadWriteFixed: uring::prep_write_fixed(sqe, socket_, addr, left, seg.tag); break;
                 case PayloadOps::SendRecvFixed:
-                    uring::prep_send_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL, seg.tag);
+                    uring::prep_send_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL | MSG_WAITALL, seg.tag);
                     break;
                 case PayloadOps::SendZcFixed:
-                    uring::prep_send_zc_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL, seg.tag);
+                    uring::prep_send_zc_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL | MSG_WAITALL, seg.tag);
                     break;
             }
             ++slots_[seg.tag].payload_sends;

@@ -59,6 +59,7 @@ TEST_CASE("engine: large writes in flight with a tiny send buffer stay in order 
 TEST_CASE("engine: large writes in flight with a tiny send buffer stay in order (TCP)") {
     ordering_under_pressure(true, nbd::PayloadOps::ReadWriteFixed);
     ordering_under_pressure(true, nbd::PayloadOps::UserCopy);
+    ordering_under_pressure(true, nbd::PayloadOps::SendZcFixed);  // SEND_ZC: TCP only
 }
 
 TEST_CASE("engine: server write errors land on the failing requests only") {
