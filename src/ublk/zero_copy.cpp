@@ -21,10 +21,12 @@ std::string ZeroCopyChoice::name() const {
 nbd::PayloadOps parse_payload_ops(const std::string& text) {
     std::string t = text;
     for (char& ch : t) if (ch == '-') ch = '_';
-    for (auto ops : {nbd::PayloadOps::ReadWriteFixed, nbd::PayloadOps::SendRecvFixed, nbd::PayloadOps::SendZcFixed}) {
+    for (auto ops : {nbd::PayloadOps::UserCopy, nbd::PayloadOps::ReadWriteFixed, nbd::PayloadOps::SendRecvFixed,
+                     nbd::PayloadOps::SendZcFixed}) {
         if (t == nbd::name(ops)) return ops;
     }
-    throw Error("--payload-ops must be read_write_fixed, send_recv_fixed or send_zc_fixed, not '" + text + "'");
+    throw Error("--payload-ops must be user_copy, read_write_fixed, send_recv_fixed or send_zc_fixed, not '" +
+                text + "'");
 }
 
 ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
@@ -45,8 +47,12 @@ ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
     // server dropping the connection under fio. WRITE_FIXED/READ_FIXED are
     // correct everywhere the probe found them.
     c.payload = payload_ok ? nbd::PayloadOps::ReadWriteFixed : nbd::choose_payload_ops(ops);
+    if (payload == nbd::PayloadOps::UserCopy && request != ZeroCopyRequest::Off) {
+        throw Error("--payload-ops user_copy needs our own buffers: use it with --zero-copy=off");
+    }
     if (payload) {
-        const bool works = *payload == nbd::PayloadOps::ReadWriteFixed ? payload_ok
+        const bool works = *payload == nbd::PayloadOps::UserCopy ? true
+                           : *payload == nbd::PayloadOps::ReadWriteFixed ? payload_ok
                            : *payload == nbd::PayloadOps::SendRecvFixed ? ops.send_fixed && ops.recv_fixed
                                                                         : ops.send_zc_fixed && ops.read_fixed;
         if (!works) {
@@ -56,8 +62,14 @@ ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
         c.payload = *payload;
     }
 
+    // Copy mode moves payloads with plain SENDMSG/recv from our buffers
+    // (the engine's UserCopy): the socket copies anyway, and it takes the
+    // fewest SQEs. Same TCG VM run (7.3, Unix socket, 2 queues): 4K randread
+    // 1954 IOPS vs 1401 with READ_FIXED; 1M read 30 vs 26 MiB/s.
+    const auto copy_payload = payload.value_or(nbd::PayloadOps::UserCopy);
     if (request == ZeroCopyRequest::Off) {
         c.reason = "copy mode requested (--zero-copy=off)";
+        c.payload = copy_payload;
         return c;
     }
     if ((features & P::UBLK_F_AUTO_BUF_REG) != 0) {
@@ -70,6 +82,7 @@ ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
                     "(Linux 6.16 or newer needed); use --zero-copy=auto or off");
     }
     c.reason = "kernel lacks UBLK_F_AUTO_BUF_REG (6.16+): copy mode";
+    c.payload = copy_payload;
     return c;
 }
 

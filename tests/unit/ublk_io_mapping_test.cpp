@@ -109,7 +109,7 @@ TEST_CASE("zero copy: auto picks auto-buf-reg when the kernel has it, copy mode 
 
     auto old = ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_SUPPORT_ZERO_COPY, ops);
     CHECK_FALSE(old.zero_copy());
-    CHECK(old.name() == "off/read_write_fixed");
+    CHECK(old.name() == "off/user_copy");
 
     // send/recv + FIXED_BUF only when asked for (see zero_copy.cpp), and
     // only when the probe found it working.
@@ -129,6 +129,11 @@ TEST_CASE("zero copy: off is copy mode; on refuses a kernel without auto-buf-reg
     uring::SocketOpSupport ops;
     ops.read_fixed = ops.write_fixed = true;
     CHECK_FALSE(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Off, P::UBLK_F_AUTO_BUF_REG, ops).zero_copy());
+    CHECK(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Off, P::UBLK_F_AUTO_BUF_REG, ops).payload ==
+          nbd::PayloadOps::UserCopy);
+    CHECK_THROWS_AS(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops,
+                                           nbd::PayloadOps::UserCopy),
+                    Error);
     CHECK(ublk::choose_zero_copy(ublk::ZeroCopyRequest::On, P::UBLK_F_AUTO_BUF_REG, ops).zero_copy());
     CHECK_THROWS_AS(ublk::choose_zero_copy(ublk::ZeroCopyRequest::On, 0, ops), Error);
     CHECK_THROWS_AS(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, {}), Error);
