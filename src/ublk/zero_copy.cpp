@@ -31,59 +31,54 @@ nbd::PayloadOps parse_payload_ops(const std::string& text) {
 
 ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
                                 const uring::SocketOpSupport& ops, std::optional<nbd::PayloadOps> payload) {
-    ZeroCopyChoice c;
-    // Fixed-buffer payload ops are needed in both modes: copy mode also
-    // registers its buffers. Without READ_FIXED/WRITE_FIXED (pre-6.15 on
-    // sockets) the engine cannot move payloads at all.
-    const bool payload_ok = ops.read_fixed && ops.write_fixed;
-    if (!payload_ok && !(ops.send_fixed && ops.recv_fixed)) {
-        throw Error("kernel too old: io_uring cannot move fixed-buffer payloads on a socket "
-                    "(READ_FIXED/WRITE_FIXED on sockets needs Linux 6.15 or newer)");
-    }
-    // TODO(engine): send/recv + FIXED_BUF (7.2+) is not used yet: the send
-    // chain issues plain sends without MSG_WAITALL, and a short send does
-    // not break an io_uring link (a short WRITE_FIXED does), so the next
-    // SQE's bytes would follow a partial payload. Seen on 7.3 as the
-    // server dropping the connection under fio. WRITE_FIXED/READ_FIXED are
-    // correct everywhere the probe found them.
-    c.payload = payload_ok ? nbd::PayloadOps::ReadWriteFixed : nbd::choose_payload_ops(ops);
-    if (payload == nbd::PayloadOps::UserCopy && request != ZeroCopyRequest::Off) {
-        throw Error("--payload-ops user_copy needs our own buffers: use it with --zero-copy=off");
-    }
     if (payload) {
-        const bool works = *payload == nbd::PayloadOps::UserCopy ? true
-                           : *payload == nbd::PayloadOps::ReadWriteFixed ? payload_ok
-                           : *payload == nbd::PayloadOps::SendRecvFixed ? ops.send_fixed && ops.recv_fixed
-                                                                        : ops.send_zc_fixed && ops.read_fixed;
+        const bool works = *payload == nbd::PayloadOps::UserCopy         ? true
+                           : *payload == nbd::PayloadOps::ReadWriteFixed ? ops.read_fixed && ops.write_fixed
+                           : *payload == nbd::PayloadOps::SendRecvFixed  ? ops.send_fixed && ops.recv_fixed
+                                                                         : ops.send_zc_fixed && ops.read_fixed;
         if (!works) {
             throw Error(std::string("--payload-ops ") + nbd::name(*payload) +
                         ": this kernel cannot do it on this transport (probe found: " + ops.describe() + ")");
         }
-        c.payload = *payload;
+        if (*payload == nbd::PayloadOps::UserCopy && request != ZeroCopyRequest::Off) {
+            throw Error("--payload-ops user_copy needs our own buffers: use it with --zero-copy=off");
+        }
     }
 
     // Copy mode moves payloads with plain SENDMSG/recv from our buffers
-    // (the engine's UserCopy): the socket copies anyway, and it takes the
-    // fewest SQEs. Same TCG VM run (7.3, Unix socket, 2 queues): 4K randread
-    // 1954 IOPS vs 1401 with READ_FIXED; 1M read 30 vs 26 MiB/s.
-    const auto copy_payload = payload.value_or(nbd::PayloadOps::UserCopy);
+    // (the engine's UserCopy; any 6.x kernel): the socket copies anyway, and
+    // it takes the fewest SQEs. Same TCG VM run (7.3, Unix socket, 2 queues):
+    // 4K randread 1954 IOPS vs 1401 with READ_FIXED; 1M read 30 vs 26 MiB/s.
+    ZeroCopyChoice copy;
+    copy.payload = payload.value_or(nbd::PayloadOps::UserCopy);
     if (request == ZeroCopyRequest::Off) {
-        c.reason = "copy mode requested (--zero-copy=off)";
-        c.payload = copy_payload;
-        return c;
+        copy.reason = "copy mode requested (--zero-copy=off)";
+        return copy;
     }
-    if ((features & P::UBLK_F_AUTO_BUF_REG) != 0) {
+
+    // Kernel-registered buffers need a fixed-buffer op on the socket.
+    // TODO(engine): send/recv + FIXED_BUF (7.2+) is not the default: the
+    // send chain issues plain sends without MSG_WAITALL, and a short send
+    // does not break an io_uring link (a short WRITE_FIXED does), so the
+    // next SQE's bytes follow a partial payload. Seen on 7.3 as fio verify
+    // failures over a Unix socket. WRITE_FIXED/READ_FIXED are correct.
+    const bool rw_fixed = ops.read_fixed && ops.write_fixed;
+    const bool any_fixed = rw_fixed || (ops.send_fixed && ops.recv_fixed);
+    const bool auto_reg = (features & P::UBLK_F_AUTO_BUF_REG) != 0;
+    if (auto_reg && any_fixed) {
+        ZeroCopyChoice c;
         c.buffers = BufferMode::AutoBufReg;
+        c.payload = payload.value_or(rw_fixed ? nbd::PayloadOps::ReadWriteFixed : nbd::choose_payload_ops(ops));
         c.reason = "kernel has UBLK_F_AUTO_BUF_REG";
         return c;
     }
+    const std::string missing = !auto_reg ? "this kernel's ublk lacks UBLK_F_AUTO_BUF_REG (Linux 6.16 or newer)"
+                                          : "io_uring cannot use fixed buffers on sockets here (Linux 6.15 or newer)";
     if (request == ZeroCopyRequest::On) {
-        throw Error("--zero-copy=on: this kernel's ublk lacks UBLK_F_AUTO_BUF_REG "
-                    "(Linux 6.16 or newer needed); use --zero-copy=auto or off");
+        throw Error("--zero-copy=on: " + missing + "; use --zero-copy=auto or off");
     }
-    c.reason = "kernel lacks UBLK_F_AUTO_BUF_REG (6.16+): copy mode";
-    c.payload = copy_payload;
-    return c;
+    copy.reason = missing + ": copy mode";
+    return copy;
 }
 
 }  // namespace unbd::ublk

@@ -10,8 +10,11 @@
 // sit between the two; it is not implemented: on 6.16+ auto-buf-reg is
 // strictly better, and 6.15 falls back to copy.)
 //
-// The payload op on the socket (nbd::PayloadOps) is chosen by probing the
-// kernel with a throwaway socket pair of the export's transport.
+// The payload op on the socket (nbd::PayloadOps): copy mode uses plain
+// SENDMSG/recv from our buffers (UserCopy); auto-buf-reg needs a
+// fixed-buffer op, chosen by probing the kernel with a throwaway socket
+// pair of the export's transport (READ_FIXED/WRITE_FIXED by default).
+// --payload-ops overrides either, within what the probe found.
 #pragma once
 
 #include <cstdint>
