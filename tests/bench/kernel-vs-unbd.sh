@@ -15,6 +15,7 @@
 #   UNBD              the unbd binary (default build/default/unbd)
 #   BENCH_RUNTIME     seconds per workload (10)
 #   BENCH_QUEUES      queues = connections for every client (2)
+#   BENCH_ROUNDS      rounds of every workload on every client, averaged (1)
 #   BENCH_SIZE        export size (256M)
 #   BENCH_TRANSPORT   tcp or unix (tcp)
 #   BENCH_OUT         also write the table to this file (on the host)
@@ -29,6 +30,7 @@ if [ "${UNBD_VM_GUEST:-0}" != 1 ]; then
   [ -x "$UNBD" ] || { echo "kernel-vs-unbd: $UNBD not built" >&2; exit 1; }
   export UNBD UNBD_VM_MEM=${UNBD_VM_MEM:-2G} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-900}
   export UNBD_BENCH_RUNTIME=${BENCH_RUNTIME:-10} UNBD_BENCH_QUEUES=${BENCH_QUEUES:-2}
+  export UNBD_BENCH_ROUNDS=${BENCH_ROUNDS:-1}
   export UNBD_BENCH_SIZE=${BENCH_SIZE:-256M} UNBD_BENCH_TRANSPORT=${BENCH_TRANSPORT:-tcp}
   [ -n "${BENCH_OUT:-}" ] || exec "$source_dir/tests/vm/run" -- bash "$here/kernel-vs-unbd.sh"
   # The guest's writes stay in the guest: keep the table from its output.
@@ -72,52 +74,55 @@ workload() {
   tail -1 "$results"
 }
 
-run_workloads() {
-  workload 4k-randread --rw=randread --bs=4k --iodepth=32
-  workload 4k-randwrite --rw=randwrite --bs=4k --iodepth=32
-  workload 1m-read --rw=read --bs=1M --iodepth=8
-  workload 1m-write --rw=write --bs=1M --iodepth=8
-}
-
-# Fill the export once so reads return data, not holes.
-prefill() {
-  dd if=/dev/urandom of="$TESTDIR/chunk" bs=1M count=16 status=none
-  local size_mib=$(($(blockdev --getsize64 "$target") >> 20)) off
-  for ((off = 0; off < size_mib; off += 16)); do
-    dd if="$TESTDIR/chunk" of="$target" bs=1M seek=$off conv=notrunc oflag=direct status=none
-  done
-}
-
+# The three devices stay attached together; every workload runs on each
+# client in turn, BENCH_ROUNDS times, so drift on a busy host hits all alike.
+declare -A dev_of
 for zc in auto off; do
   client=unbd-copy
   [ $zc = auto ] && client=unbd-zc
   json=$("$UNBD" attach --json "$uri" -q "$queues" --zero-copy=$zc) || fail "unbd attach ($zc)"
-  id=$(jq -r .id <<<"$json") target=$(jq -r .dev <<<"$json") mode=$(jq -r .zero_copy <<<"$json")
+  id=$(jq -r .id <<<"$json") mode=$(jq -r .zero_copy <<<"$json")
+  dev_of[$client]=$(jq -r .dev <<<"$json")
   cleanup_fn "'$UNBD' detach $id 2>/dev/null"
   [ "$(jq -r .queues <<<"$json")" = "$queues" ] || fail "$client: not $queues queues: $json"
   case $zc in
   auto) [[ $mode != off/* ]] || fail "--zero-copy=auto fell back to copy mode ($mode)" ;;
   off) [[ $mode == off/* ]] || fail "--zero-copy=off is not copy mode ($mode)" ;;
   esac
-  echo "== $client: $target, zero_copy=$mode, queues=$queues, depth=$(jq -r .depth <<<"$json")"
-  [ $zc = auto ] && prefill
-  run_workloads
-  "$UNBD" detach "$id" || fail "unbd detach $id"
+  echo "== $client: ${dev_of[$client]}, zero_copy=$mode, queues=$queues, depth=$(jq -r .depth <<<"$json")"
 done
 
-client=kernel target=/dev/nbd0
-nbd-client "${nbd_client_target[@]}" "$target" -C "$queues" -b 512 >"$TESTDIR/nbd-client.out" 2>&1 ||
+nbd-client "${nbd_client_target[@]}" /dev/nbd0 -C "$queues" -b 512 >"$TESTDIR/nbd-client.out" 2>&1 ||
   { cat "$TESTDIR/nbd-client.out"; fail "nbd-client"; }
-cleanup_fn "nbd-client -d $target >/dev/null 2>&1"
-for _ in $(seq 50); do [ "$(blockdev --getsize64 $target 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.1; done
-echo "== $client: $target, nbd-client -C $queues ($(cat /sys/block/nbd0/queue/nr_requests 2>/dev/null) requests/queue)"
-run_workloads
-nbd-client -d "$target" >/dev/null 2>&1 || true
+cleanup_fn "nbd-client -d /dev/nbd0 >/dev/null 2>&1"
+for _ in $(seq 50); do [ "$(blockdev --getsize64 /dev/nbd0 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.1; done
+dev_of[kernel]=/dev/nbd0
+echo "== kernel: /dev/nbd0, nbd-client -C $queues ($(cat /sys/block/nbd0/queue/nr_requests 2>/dev/null) requests/queue)"
+
+# Fill the export once so reads return data, not holes.
+dd if=/dev/urandom of="$TESTDIR/chunk" bs=1M count=16 status=none
+size_mib=$(($(blockdev --getsize64 "${dev_of[unbd-zc]}") >> 20))
+for ((off = 0; off < size_mib; off += 16)); do
+  dd if="$TESTDIR/chunk" of="${dev_of[unbd-zc]}" bs=1M seek=$off conv=notrunc oflag=direct status=none
+done
+
+each_client() {
+  for client in unbd-zc unbd-copy kernel; do
+    target=${dev_of[$client]}
+    workload "$@"
+  done
+}
+for ((round = 1; round <= ${UNBD_BENCH_ROUNDS:-1}; round++)); do
+  each_client 4k-randread --rw=randread --bs=4k --iodepth=32
+  each_client 4k-randwrite --rw=randwrite --bs=4k --iodepth=32
+  each_client 1m-read --rw=read --bs=1M --iodepth=8
+  each_client 1m-write --rw=write --bs=1M --iodepth=8
+done
 
 table() {
-  echo "fio $runtime s per workload, direct=1, io_uring, $queues queues/connections, nbdkit memory $UNBD_BENCH_SIZE over $UNBD_BENCH_TRANSPORT, in the TCG test VM"
-  awk '
-    { iops[$1, $2] = $3; mibs[$1, $2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
+  echo "fio $runtime s per workload x ${UNBD_BENCH_ROUNDS:-1} round(s) (mean), direct=1, io_uring, $queues queues/connections, nbdkit memory $UNBD_BENCH_SIZE over $UNBD_BENCH_TRANSPORT, in the TCG test VM"
+  awk -v r="${UNBD_BENCH_ROUNDS:-1}" '
+    { iops[$1, $2] += $3 / r; mibs[$1, $2] += $4 / r; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
     END {
       printf "%-13s %-10s %10s %9s %9s\n", "workload", "client", "IOPS", "MiB/s", "vs kernel"
       split("unbd-zc unbd-copy kernel", clients, " ")
