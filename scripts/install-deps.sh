@@ -8,7 +8,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libnbd-dev
   # tests: real servers, the libnbd oracle, block tools
   nbdkit libnbd-bin python3-libnbd qemu-utils nbd-server nbd-client fio
-  e2fsprogs util-linux procps iproute2 psmisc
+  e2fsprogs util-linux procps iproute2 psmisc jq
   # the test VM (tests/vm): qemu under TCG, busybox initramfs, depmod
   qemu-system-x86 busybox-static kmod xz-utils file
 )
