@@ -160,7 +160,7 @@ void add_attach_command(CLI::App& app) {
     cmd->add_option("--zero-copy", args->zero_copy, "auto, on or off (default auto)")
         ->check(CLI::IsMember({"auto", "on", "off"}));
     cmd->add_option("--payload-ops", args->payload_ops,
-                    "socket payload op: read_write_fixed (default), send_recv_fixed, send_zc_fixed, user_copy (with --zero-copy=off)")
+                    "socket payload op: send_recv_fixed (default on 7.2+), read_write_fixed (default before), send_zc_fixed, user_copy (with --zero-copy=off)")
         ->group("Advanced");
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");

@@ -112,17 +112,17 @@ TEST_CASE("zero copy: auto picks auto-buf-reg when the kernel has it, copy mode 
     CHECK(old.name() == "off/user_copy");
     CHECK(old.reason.find("AUTO_BUF_REG") != std::string::npos);
 
-    // send/recv + FIXED_BUF only when asked for (see zero_copy.cpp), and
-    // only when the probe found it working.
+    // send/recv + FIXED_BUF (7.2+) is preferred, but only when the probe
+    // found it working; asking for it without is an error.
     CHECK_THROWS_AS(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops,
                                            nbd::PayloadOps::SendRecvFixed),
                     Error);
     ops.send_fixed = ops.recv_fixed = true;
-    CHECK(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops).payload ==
-          nbd::PayloadOps::ReadWriteFixed);
+    CHECK(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops).name() ==
+          "auto-buf-reg/send_recv_fixed");
     CHECK(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Auto, P::UBLK_F_AUTO_BUF_REG, ops,
-                                 ublk::parse_payload_ops("send-recv-fixed"))
-              .payload == nbd::PayloadOps::SendRecvFixed);
+                                 ublk::parse_payload_ops("read-write-fixed"))
+              .payload == nbd::PayloadOps::ReadWriteFixed);
     CHECK_THROWS_AS(ublk::parse_payload_ops("sendfile"), Error);
 }
 
