@@ -83,15 +83,17 @@ void Session::handle_reply() {
     }
     ++stats_.replies;
     const Cookie c = Cookie::decode(reply->cookie);
-    const std::string what = "reply with cookie " + hex(reply->cookie);
-    if (c.tag >= slots_.size()) return fail("NBD session: protocol error: " + what + " names no request");
+    // The message is built only on failure: formatting it eagerly (snprintf,
+    // string concatenation) cost about as much as the rest of the reply path.
+    const auto protocol_error = [&](const char* before, const char* after) {
+        fail(std::string("NBD session: protocol error: ") + before + "reply with cookie " + hex(reply->cookie) + after);
+    };
+    if (c.tag >= slots_.size()) return protocol_error("", " names no request");
     Slot& s = slots_[c.tag];
     if (!s.active || s.generation != c.generation || c.part >= s.end_part)
-        return fail("NBD session: protocol error: " + what + " answers no request in flight");
-    if (s.parts[c.part] == PartState::Unsent)
-        return fail("NBD session: protocol error: " + what + " answers a request not sent yet");
-    if (s.parts[c.part] == PartState::Replied)
-        return fail("NBD session: protocol error: duplicate " + what);
+        return protocol_error("", " answers no request in flight");
+    if (s.parts[c.part] == PartState::Unsent) return protocol_error("", " answers a request not sent yet");
+    if (s.parts[c.part] == PartState::Replied) return protocol_error("duplicate ", "");
 
     const bool is_data_part = c.part < s.data_parts;
     if (reply->error != 0) {
