@@ -6,18 +6,17 @@
 #include <cerrno>
 #include <chrono>
 #include <fstream>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "common/wait.h"
 #include "daemon/state_file.h"
 #include "ublk/control_device.h"
 
 namespace unbd::daemon {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 uint32_t parse_device_ref(const std::string& text) {
     std::string digits = text;
@@ -49,16 +48,6 @@ bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0;
 
 bool device_gone(uint32_t id) {
     return !exists(ublk::block_device_path(id)) && !exists(ublk::char_device_path(id));
-}
-
-template <typename Pred>
-bool wait_for(Pred pred, std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (!pred()) {
-        if (Clock::now() > deadline) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
 }
 
 // STOP_DEV + DEL_DEV without a daemon. Returns false when no such device.

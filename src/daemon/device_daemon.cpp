@@ -9,11 +9,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "common/wait.h"
 #include "proto/ublk_uapi.h"
 
 namespace unbd::daemon {
@@ -46,13 +46,16 @@ namespace {
 // udev or devtmpfs may need a moment to create the node after ADD_DEV.
 Fd open_char_device(uint32_t dev_id) {
     const std::string path = ublk::char_device_path(dev_id);
-    for (int i = 0; i < 100; ++i) {
-        int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-        if (fd >= 0) return Fd(fd);
-        if (errno != ENOENT) throw Error(errno_text("cannot open " + path, errno), errno);
-        std::this_thread::sleep_for(50ms);
-    }
-    throw Error(path + " did not appear within 5 s after ADD_DEV");
+    Fd fd;
+    const bool opened = wait_for(
+        [&] {
+            fd.reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+            if (!fd && errno != ENOENT) throw Error(errno_text("cannot open " + path, errno), errno);
+            return fd.valid();
+        },
+        5s);
+    if (!opened) throw Error(path + " did not appear within 5 s after ADD_DEV");
+    return fd;
 }
 
 }  // namespace

@@ -141,16 +141,8 @@ void ControlDevice::start(uint32_t dev_id, int daemon_pid) {
                 "START_DEV");
 }
 
-void ControlDevice::stop(uint32_t dev_id) {
-    // STOP_DEV removes the disk and waits for in-flight I/O to drain.
-    run_checked(P::UBLK_U_CMD_STOP_DEV, dev_id, nullptr, 0, 0, 60s, "STOP_DEV");
-}
-
-void ControlDevice::remove(uint32_t dev_id) {
-    run_checked(P::UBLK_U_CMD_DEL_DEV, dev_id, nullptr, 0, 0, 30s, "DEL_DEV");
-}
-
 int ControlDevice::try_stop(uint32_t dev_id) noexcept {
+    // STOP_DEV removes the disk and waits for in-flight I/O to drain.
     try {
         return run(P::UBLK_U_CMD_STOP_DEV, dev_id, nullptr, 0, 0, 60s, "STOP_DEV");
     } catch (...) {

@@ -42,8 +42,6 @@ public:
     DevInfo get_info(uint32_t dev_id);
     // START_DEV: every queue must already have its FETCHes submitted.
     void start(uint32_t dev_id, int daemon_pid);
-    void stop(uint32_t dev_id);
-    void remove(uint32_t dev_id);
     // -errno of a command without throwing (for best-effort cleanup).
     int try_stop(uint32_t dev_id) noexcept;
     int try_remove(uint32_t dev_id) noexcept;
