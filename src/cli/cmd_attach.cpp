@@ -1,4 +1,6 @@
 // `unbd attach URI [-n ID] [-q N] [-d N] [--read-only] [--zero-copy MODE]
+//                  [--io-timeout S] [--reconnect-timeout S|inf]
+//                  [--durability MODE] [--durability-log-size N]
 //                  [--foreground] [--json]`
 //
 // Connects in this process first, so connect and handshake errors come
@@ -14,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -34,9 +37,45 @@ struct AttachArgs {
     daemon::AttachOptions options;
     std::string zero_copy = "auto";
     std::string payload_ops;
+    std::string io_timeout = "30";
+    std::string reconnect_timeout = "300";
+    std::string durability;
+    std::string log_size = "64M";
     bool foreground = false;
     bool json = false;
 };
+
+// Seconds as given on the command line: a non-negative number, or "inf"
+// where `allow_inf`. nullopt means infinite.
+std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text, const char* option, bool allow_inf) {
+    if (allow_inf && (text == "inf" || text == "infinity")) return std::nullopt;
+    std::size_t used = 0;
+    double v = -1;
+    try {
+        v = std::stod(text, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != text.size() || !(v >= 0) || v > 1e7)
+        throw Error(std::string(option) + " wants a number of seconds" + (allow_inf ? " or 'inf'" : "") + ", not '" +
+                    text + "'");
+    return std::chrono::milliseconds(static_cast<long long>(v * 1000));
+}
+
+// Bytes with an optional K/M/G suffix (powers of 1024).
+uint64_t parse_size(const std::string& text, const char* option) {
+    std::size_t used = 0;
+    unsigned long long v = 0;
+    try {
+        v = std::stoull(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    const std::string suffix = text.substr(used);
+    const int shift = suffix.empty() ? 0 : suffix == "K" || suffix == "k" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : -1;
+    if (used == 0 || shift < 0 || v > (1ull << 40) >> shift)
+        throw Error(std::string(option) + " wants a size like 64M, not '" + text + "'");
+    return v << shift;
+}
 
 void print_live(const daemon::DeviceState& state, bool json) {
     if (json) {
@@ -162,11 +201,27 @@ void add_attach_command(CLI::App& app) {
     cmd->add_option("--payload-ops", args->payload_ops,
                     "socket payload op: send_recv_fixed (default on 7.2+), read_write_fixed (default before), send_zc_fixed, user_copy (with --zero-copy=off)")
         ->group("Advanced");
+    cmd->add_option("--io-timeout", args->io_timeout,
+                    "seconds without a reply before a connection is declared dead and replaced (default 30; 0 = never)");
+    cmd->add_option("--reconnect-timeout", args->reconnect_timeout,
+                    "seconds I/O is held while reconnecting before it fails with EIO; reconnecting goes on "
+                    "(default 300; 0 = fail at once; inf = hold forever)");
+    cmd->add_option("--durability", args->durability,
+                    "replay (default with a server write cache): keep acknowledged unflushed writes and replay them "
+                    "after a reconnect; fail-flush: fail the next FLUSH instead; trust-server: neither (unsafe with "
+                    "a volatile server cache)")
+        ->check(CLI::IsMember({"replay", "fail-flush", "trust-server"}));
+    cmd->add_option("--durability-log-size", args->log_size,
+                    "memory for unflushed writes, per device (default 64M); when full, unbd flushes and writes wait");
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");
     cmd->callback([args] {
         args->options.zero_copy = ublk::parse_zero_copy(args->zero_copy);
         if (!args->payload_ops.empty()) args->options.payload_ops = ublk::parse_payload_ops(args->payload_ops);
+        args->options.io_timeout = parse_seconds(args->io_timeout, "--io-timeout", false).value();
+        args->options.reconnect_timeout = parse_seconds(args->reconnect_timeout, "--reconnect-timeout", true);
+        if (!args->durability.empty()) args->options.durability = nbd::parse_durability(args->durability);
+        args->options.durability_log_bytes = parse_size(args->log_size, "--durability-log-size");
         daemon::AttachPlan plan = daemon::plan_attach(args->options);
         for (const auto& w : plan.warnings) std::fprintf(stderr, "unbd: warning: %s\n", w.c_str());
         if (args->foreground) {

@@ -52,14 +52,19 @@ void add_list_command(CLI::App& app) {
             std::cout << out.dump(2) << std::endl;
             return;
         }
-        std::printf("%-4s %-13s %-9s %6s %5s %-30s %7s  %s\n", "ID", "DEV", "STATE", "QUEUES", "DEPTH", "ZERO-COPY",
-                    "PID", "URI");
+        std::printf("%-4s %-13s %-9s %-12s %6s %5s %-30s %7s  %s\n", "ID", "DEV", "STATE", "CONNECTION", "QUEUES",
+                    "DEPTH", "ZERO-COPY", "PID", "URI");
         for (const auto& j : out) {
-            std::printf("%-4u %-13s %-9s %6u %5u %-30s %7d  %s\n", j["id"].get<unsigned>(),
+            std::printf("%-4u %-13s %-9s %-12s %6u %5u %-30s %7d  %s\n", j["id"].get<unsigned>(),
                         j["dev"].get<std::string>().c_str(), j["state"].get<std::string>().c_str(),
-                        j["queues"].get<unsigned>(), j["depth"].get<unsigned>(),
-                        j["zero_copy"].get<std::string>().c_str(), j["pid"].get<int>(),
+                        j["connection"].get<std::string>().c_str(), j["queues"].get<unsigned>(),
+                        j["depth"].get<unsigned>(), j["zero_copy"].get<std::string>().c_str(), j["pid"].get<int>(),
                         j["uri"].get<std::string>().c_str());
+            const std::string failure = j["last_failure"].get<std::string>();
+            if (j["reconnects"].get<uint64_t>() > 0 || !failure.empty())
+                std::printf("     reconnects: %llu; last failure: %s\n",
+                            static_cast<unsigned long long>(j["reconnects"].get<uint64_t>()),
+                            failure.empty() ? "-" : failure.c_str());
         }
     });
 }

@@ -30,6 +30,13 @@ unsigned choose_queue_count(std::optional<unsigned> requested, bool multi_conn, 
     return std::clamp(cpus, 1u, 4u);
 }
 
+nbd::Durability choose_durability(std::optional<nbd::Durability> requested, bool can_flush) {
+    // Without SEND_FLUSH the server is write-through: an acknowledged write
+    // is stable and nothing can be lost, whatever was asked.
+    if (!can_flush) return nbd::Durability::TrustServer;
+    return requested.value_or(nbd::Durability::Replay);
+}
+
 namespace {
 
 void check_same_export(const nbd::ExportInfo& first, const nbd::ExportInfo& other, unsigned index) {
@@ -67,7 +74,12 @@ AttachPlan plan_attach(const AttachOptions& options) {
         throw Error("kernel too old: ublk lacks ioctl-encoded commands (Linux 6.4 or newer needed)");
     }
 
+    if (options.durability_log_bytes < 2ull * options.buffer_bytes)
+        throw Error("--durability-log-size must be at least " + std::to_string(2ull * options.buffer_bytes >> 10) +
+                    " KiB (two of the largest requests)");
     nbd::ConnectOptions co;
+    co.dead_peer_timeout = options.io_timeout;
+    plan.connect = co;
     plan.connections.push_back(nbd::connect_export(plan.uri, co));
     const nbd::ExportInfo first = plan.connections.front().info;  // a copy: push_back reallocates
 
@@ -85,6 +97,7 @@ AttachPlan plan_attach(const AttachOptions& options) {
     mo.max_io_buf_bytes = options.buffer_bytes;
     plan.params = ublk::map_export(first, mo);
     plan.commands = ublk::command_support(first, options.read_only);
+    plan.durability = choose_durability(options.durability, first.can_flush() && !plan.params.read_only);
     for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
 
     const int family = plan.uri.transport == nbd::Transport::Unix ? AF_UNIX : AF_INET;

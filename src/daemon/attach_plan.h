@@ -9,12 +9,14 @@
 //   4. map the export onto device parameters; pick the zero-copy mode
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "nbd/connect.h"
+#include "nbd/durability_log.h"
 #include "nbd/uri.h"
 #include "ublk/device_params.h"
 #include "ublk/zero_copy.h"
@@ -30,6 +32,11 @@ struct AttachOptions {
     ublk::ZeroCopyRequest zero_copy = ublk::ZeroCopyRequest::Auto;
     uint32_t buffer_bytes = 512 << 10;  // per tag: the largest request
     std::optional<nbd::PayloadOps> payload_ops;  // --payload-ops (testing, tuning)
+    // Reconnect (see nbd/redialer.h, nbd/reconnecting_session.h).
+    std::chrono::milliseconds io_timeout{30'000};                // --io-timeout; 0 = never
+    std::optional<std::chrono::milliseconds> reconnect_timeout{std::chrono::seconds(300)};  // nullopt = inf
+    std::optional<nbd::Durability> durability;                   // default: replay when the server has FLUSH
+    uint64_t durability_log_bytes = 64ull << 20;                 // per device
 };
 
 struct AttachPlan {
@@ -40,11 +47,17 @@ struct AttachPlan {
     ublk::DeviceParams params;
     ublk::CommandSupport commands;
     ublk::ZeroCopyChoice zero_copy;
+    nbd::Durability durability = nbd::Durability::TrustServer;  // what the log does
+    nbd::ConnectOptions connect;        // as used, for reconnecting
     std::vector<std::string> warnings;  // for stderr
 };
 
 // Throws unbd::Error with a reason a person can act on.
 AttachPlan plan_attach(const AttachOptions& options);
+
+// The durability mode for an export: the one asked for, else replay when
+// the server has a write cache (SEND_FLUSH), else none is needed. Pure.
+nbd::Durability choose_durability(std::optional<nbd::Durability> requested, bool can_flush);
 
 // The queue count when the user gave none, and the warning when they asked
 // for more than the server allows. Pure, for unit tests.

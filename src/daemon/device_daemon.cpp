@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -106,6 +107,7 @@ DeviceState DeviceDaemon::start() {
 
     control_->set_params(got.dev_id, plan_.params.params);
     char_fd_ = open_char_device(got.dev_id);
+    start_reconnect_machinery();
 
     ublk::StartGate gate(nq);
     for (unsigned q = 0; q < nq; ++q) {
@@ -117,6 +119,10 @@ DeviceState DeviceDaemon::start() {
         qc.zero_copy = plan_.zero_copy;
         qc.commands = plan_.commands;
         qc.info = plan_.connections[q].info;
+        qc.reconnect.io_timeout = plan_.options.io_timeout;
+        qc.reconnect.log = log_.get();
+        qc.reconnect.redialer = redialer_.get();
+        qc.reconnect.index = q;
         queues_.push_back(std::make_unique<ublk::Queue>(qc, std::move(plan_.connections[q].socket)));
         queues_.back()->start(gate);
     }
@@ -136,9 +142,44 @@ DeviceState DeviceDaemon::start() {
     state_.read_only = plan_.params.read_only;
     state_.logical_block_size = plan_.params.logical_block_size;
     state_.pid = ::getpid();
+    state_.durability = nbd::name(plan_.durability);
     write_state(state_);
     spdlog::info("{} is live: {} queues x {} deep, zero copy {}", state_.dev, nq, state_.depth, state_.zero_copy);
     return state_;
+}
+
+void DeviceDaemon::start_reconnect_machinery() {
+    if (plan_.durability != nbd::Durability::TrustServer)
+        log_ = std::make_unique<nbd::DurabilityLog>(plan_.durability, plan_.options.durability_log_bytes);
+    nbd::RedialOptions ro;
+    ro.uri = plan_.uri;
+    ro.connect = plan_.connect;
+    // A reconnect attempt must not outlast the hold much: short timeouts.
+    ro.connect.connect_timeout = std::min<std::chrono::milliseconds>(ro.connect.connect_timeout, 5s);
+    ro.connect.handshake_timeout = std::min<std::chrono::milliseconds>(ro.connect.handshake_timeout, 5s);
+    ro.connections = static_cast<unsigned>(plan_.connections.size());
+    ro.reference = plan_.connections.front().info;
+    ro.reconnect_timeout = plan_.options.reconnect_timeout;
+    if (plan_.options.io_timeout.count() > 0) ro.replay_timeout = plan_.options.io_timeout;
+    redialer_ = std::make_unique<nbd::Redialer>(std::move(ro), log_.get());
+}
+
+// The state file tells `unbd list` how the connections are; rewritten only
+// when that changes.
+void DeviceDaemon::publish_health() {
+    if (!redialer_) return;
+    const nbd::RedialStatus st = redialer_->status();
+    const std::string health = nbd::name(st.health);
+    if (health == state_.connection && st.reconnects == state_.reconnects && st.last_failure == state_.last_failure)
+        return;
+    state_.connection = health;
+    state_.reconnects = st.reconnects;
+    state_.last_failure = st.last_failure;
+    try {
+        write_state(state_);
+    } catch (const std::exception& e) {
+        spdlog::warn("cannot update the state file: {}", e.what());
+    }
 }
 
 bool DeviceDaemon::run_until_stopped() {
@@ -149,6 +190,7 @@ bool DeviceDaemon::run_until_stopped() {
     sigaddset(&set, SIGHUP);
     bool queues_failed = false;
     for (;;) {
+        publish_health();
         timespec ts{1, 0};
         const int sig = ::sigtimedwait(&set, nullptr, &ts);
         if (sig > 0) {
@@ -180,8 +222,11 @@ void DeviceDaemon::stop_queues() noexcept {
 
 void DeviceDaemon::shutdown() {
     stopped_ = true;
+    // 0. Held I/O fails from now on: nothing waits for a lost server.
+    if (redialer_) redialer_->stop();
     if (!device_) {
         stop_queues();
+        redialer_.reset();
         return;
     }
     const uint32_t id = device_->id();
@@ -190,6 +235,7 @@ void DeviceDaemon::shutdown() {
     if (stop < 0) spdlog::warn("STOP_DEV for device {}: {}", id, std::strerror(-stop));
     // 2 + 3. NBD_CMD_DISC and join; the rings close and cancel the FETCHes.
     stop_queues();
+    redialer_.reset();
     char_fd_.reset();
     // 4. DEL_DEV, now that nothing holds /dev/ublkcN. A mounted file system
     //    keeps the disk referenced and DEL_DEV would wait for the umount:

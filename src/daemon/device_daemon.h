@@ -4,8 +4,10 @@
 // Threads:
 //   main thread   owns the control device (SINGLE_ISSUER ring), waits for
 //                 SIGTERM/SIGINT/SIGHUP (blocked process-wide, taken with
-//                 sigtimedwait) and watches the queues.
+//                 sigtimedwait), watches the queues and keeps the state
+//                 file's connection health current (once a second).
 //   queue threads one per hardware queue, see ublk/queue.h.
+//   redial thread nbd::Redialer: reconnects, replays the durability log.
 //
 // Start order: unshare the mount namespace -> ADD_DEV -> SET_PARAMS ->
 // open /dev/ublkcN -> start queues (each submits every FETCH) -> wait for
@@ -13,12 +15,15 @@
 // Any failure unwinds in reverse and DEL_DEVs: nothing is left behind.
 //
 // Shutdown order (signal, or a queue thread ended on its own):
+//   0. stop the Redialer: I/O held for a lost server fails now instead of
+//      holding STOP_DEV for up to --reconnect-timeout.
 //   1. stop accepting + drain: STOP_DEV. The kernel removes the disk and
 //      waits for in-flight I/O, which the queues still serve; then it
 //      aborts their FETCHes.
 //   2. NBD_CMD_DISC: each queue, once idle, disconnects and returns.
 //   3. join the queue threads; their rings close, /dev/ublkcN is closed.
-//   4. DEL_DEV (blocks while anything holds /dev/ublkcN: hence after 3).
+//   4. DEL_DEV (blocks while anything holds /dev/ublkcN: hence after 3);
+//      the Redialer and the durability log go after the queues.
 //   5. remove the state file.
 // (DISC comes after STOP_DEV, not before: STOP_DEV itself may issue I/O,
 // e.g. a cache flush, that still needs the connections.)
@@ -31,6 +36,8 @@
 #include "common/fd.h"
 #include "daemon/attach_plan.h"
 #include "daemon/state_file.h"
+#include "nbd/durability_log.h"
+#include "nbd/redialer.h"
 #include "ublk/control_device.h"
 #include "ublk/queue.h"
 
@@ -55,11 +62,15 @@ public:
 private:
     void shutdown();
     void stop_queues() noexcept;
+    void start_reconnect_machinery();
+    void publish_health();
 
     AttachPlan plan_;
     std::unique_ptr<ublk::ControlDevice> control_;
     std::optional<ublk::Device> device_;
     Fd char_fd_;
+    std::unique_ptr<nbd::DurabilityLog> log_;  // outlive the queues
+    std::unique_ptr<nbd::Redialer> redialer_;
     std::vector<std::unique_ptr<ublk::Queue>> queues_;
     DeviceState state_;
     bool stopped_ = false;

@@ -26,7 +26,11 @@ nlohmann::json DeviceState::to_json() const {
                           {"zero_copy_reason", zero_copy_reason},
                           {"read_only", read_only},
                           {"logical_block_size", logical_block_size},
-                          {"pid", pid}};
+                          {"pid", pid},
+                          {"connection", connection},
+                          {"reconnects", reconnects},
+                          {"last_failure", last_failure},
+                          {"durability", durability}};
 }
 
 DeviceState DeviceState::from_json(const nlohmann::json& j) {
@@ -42,6 +46,10 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.read_only = j.value("read_only", false);
     s.logical_block_size = j.value("logical_block_size", 512u);
     s.pid = j.value("pid", 0);
+    s.connection = j.value("connection", "connected");
+    s.reconnects = j.value("reconnects", uint64_t{0});
+    s.last_failure = j.value("last_failure", "");
+    s.durability = j.value("durability", "");
     return s;
 }
 

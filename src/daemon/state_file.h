@@ -27,6 +27,11 @@ struct DeviceState {
     bool read_only = false;
     uint32_t logical_block_size = 512;
     int pid = 0;
+    // Kept current by the daemon while it runs (see nbd/redialer.h).
+    std::string connection = "connected";  // connected / reconnecting / disconnected
+    uint64_t reconnects = 0;
+    std::string last_failure;
+    std::string durability;                // replay / fail-flush / trust-server
 
     // The object `attach --json` prints and the file holds.
     nlohmann::json to_json() const;

@@ -8,11 +8,16 @@
 #include "nbd/connect.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "common/error.h"
 #include "nbd/handshake.h"
@@ -41,7 +46,25 @@ bool run_until(asio::io_context& io, const bool& finished, Clock::time_point dea
     return true;
 }
 
+// Keepalive after a third of the timeout of silence, then probes; and
+// TCP_USER_TIMEOUT: unacknowledged data for that long kills the connection.
+// Best effort: a failure only loses the early warning.
+void set_int_option(int fd, int level, int name, int value) {
+    if (::setsockopt(fd, level, name, &value, sizeof value) != 0)
+        spdlog::debug("setsockopt({}, {}) failed: {}", level, name, std::strerror(errno));
+}
+
 struct Connector {
+    void detect_dead_peer(int fd) {
+        const int ms = static_cast<int>(std::min<long long>(options.dead_peer_timeout.count(), 1LL << 30));
+        const int idle = std::max(1, ms / 3000);
+        set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+        set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle);
+        set_int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, std::max(1, idle / 3));
+        set_int_option(fd, IPPROTO_TCP, TCP_KEEPCNT, 3);
+        set_int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, ms);
+    }
+
     const Uri& uri;
     const ConnectOptions& options;
     asio::io_context io;
@@ -83,6 +106,7 @@ struct Connector {
         if (!run_until(io, finished, deadline)) connect_timeout();
         if (ec) cannot_connect(ec);
         sock.set_option(asio::ip::tcp::no_delay(true), ec);  // small option packets must not wait
+        if (options.dead_peer_timeout.count() > 0) detect_dead_peer(sock.native_handle());
         return sock;
     }
 

@@ -20,6 +20,9 @@ struct ConnectOptions {
     // The data path uses simple replies (like the kernel client), so only
     // `unbd info` asks for structured replies, to report whether they work.
     bool structured_replies = false;
+    // TCP only: keepalive probes and TCP_USER_TIMEOUT, so a peer that
+    // vanished (black-holed, not reset) is noticed without I/O. 0: off.
+    std::chrono::milliseconds dead_peer_timeout{0};
 };
 
 struct Connection {

@@ -96,6 +96,9 @@ void Session::handle_reply() {
     if (s.parts[c.part] == PartState::Replied) return protocol_error("duplicate ", "");
 
     const bool is_data_part = c.part < s.data_parts;
+    // A server shutting down (nbdkit on SIGTERM) refuses what is in flight:
+    // the request did nothing, so it is re-sent once the connection is back.
+    if (reply->error == proto::kESHUTDOWN) return fail("NBD session: the server is shutting down (ESHUTDOWN)");
     if (reply->error != 0) {
         if (s.result == 0) s.result = -proto::errno_from_nbd_error(reply->error);
     } else if (is_data_part && s.cmd == proto::Cmd::Read) {

@@ -12,7 +12,7 @@ namespace unbd::nbd {
 void SyntheticFrontend::FreeDeleter::operator()(std::byte* p) const { std::free(p); }
 
 SyntheticFrontend::SyntheticFrontend(Fd socket, const ExportInfo& info, const SyntheticOptions& options)
-    : options_(options), socket_(std::move(socket)) {
+    : options_(options) {
     if (options_.queue_depth == 0) throw Error("synthetic frontend: queue depth must be at least 1");
     // Room for one full chain, the reader, and the owner's slack.
     unsigned entries = 64;
@@ -31,11 +31,13 @@ SyntheticFrontend::SyntheticFrontend(Fd socket, const ExportInfo& info, const Sy
     for (uint16_t t = 0; t < options_.queue_depth; ++t)
         check_errno(buffers_->set(t, memory_.get() + per_tag * t, per_tag), "cannot register a tag buffer");
 
-    uring::Target target = uring::Target::plain(socket_.get());
+    ReconnectOptions ro = options_.reconnect;
     if (options_.fixed_file) {
         files_ = std::make_unique<uring::FileTable>(*ring_, 1);
-        check_errno(files_->set(0, socket_.get()), "cannot register the socket with io_uring");
-        target = uring::Target::registered(0);
+        ro.bind_socket = [this](int fd) {
+            check_errno(files_->set(0, fd), "cannot register the socket with io_uring");
+            return uring::Target::registered(0);
+        };
     }
 
     SessionOptions so;
@@ -51,19 +53,20 @@ SyntheticFrontend::SyntheticFrontend(Fd socket, const ExportInfo& info, const Sy
     so.on_complete = [this](uint16_t tag, int result) {
         if (on_complete_) on_complete_(tag, result);
     };
-    session_ = std::make_unique<Session>(*ring_, target, socket_.get(), info, std::move(so));
+    link_ = std::make_unique<ReconnectingSession>(*ring_, Connection{std::move(socket), info}, std::move(so),
+                                                  std::move(ro));
 }
 
 SyntheticFrontend::~SyntheticFrontend() {
-    if (!session_) return;
-    if (!session_->idle()) {
-        session_->fail("synthetic frontend: shutting down");
-        for (int i = 0; i < 500 && !session_->idle(); ++i) step(std::chrono::milliseconds(10));
+    if (!link_) return;
+    if (!link_->idle()) {
+        if (link_->session()) link_->session()->fail("synthetic frontend: shutting down");
+        for (int i = 0; i < 500 && !link_->idle(); ++i) step(std::chrono::milliseconds(10));
     }
-    if (!session_->idle()) {
+    if (!link_->idle()) {
         // Buffers the kernel may still touch must outlive it: leak them
         // rather than free memory under an in-flight SQE.
-        session_.release();
+        link_.release();
         memory_.release();
     }
 }
@@ -74,10 +77,11 @@ std::span<std::byte> SyntheticFrontend::buffer(uint16_t tag) {
 }
 
 void SyntheticFrontend::step(std::chrono::microseconds timeout) {
-    session_->prepare_sqes();
+    link_->prepare_sqes();
     ring_->submit_and_wait_timeout(1, timeout.count());
-    ring_->drain_cqes([&](const io_uring_cqe& cqe) { session_->handle_cqe(cqe); });
-    if (session_->failed() && session_->idle()) session_->fail_unfinished(-EIO);
+    ring_->drain_cqes([&](const io_uring_cqe& cqe) { link_->handle_cqe(cqe); });
+    // A failure's completions (held requests failing, -EIO) come here.
+    link_->prepare_sqes();
 }
 
 bool SyntheticFrontend::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
@@ -110,7 +114,7 @@ bool SyntheticFrontend::run_batch(std::size_t count, const std::function<BlockRe
                 BlockRequest r = make(next, tag);
                 r.tag = tag;
                 index_of[tag] = next++;
-                session_->submit(r);
+                link_->submit(r);
             }
             return finished == count;
         },
@@ -127,8 +131,8 @@ int SyntheticFrontend::execute(BlockRequest r, std::chrono::milliseconds timeout
 }
 
 bool SyntheticFrontend::disconnect(std::chrono::milliseconds timeout) {
-    session_->disconnect();
-    return run_until([&] { return session_->disconnected() && session_->idle(); }, timeout);
+    link_->disconnect();
+    return run_until([&] { return link_->session() && link_->session()->disconnected() && link_->idle(); }, timeout);
 }
 
 }  // namespace unbd::nbd

@@ -1,8 +1,8 @@
 // SyntheticFrontend: stands in for a ublk queue where the kernel has no
-// ublk (tests, benchmarks). It owns one io_uring, the connected socket (as
-// registered file 0), and per-tag page-aligned buffers registered at
-// buffer index == tag, feeds BlockRequests to a Session on that ring and
-// runs the loop the ublk queue thread would run.
+// ublk (tests, benchmarks). It owns one io_uring, per-tag page-aligned
+// buffers registered at buffer index == tag, and a ReconnectingSession on
+// that ring (its socket as registered file 0, re-registered on reconnect),
+// feeds it BlockRequests and runs the loop the ublk queue thread would run.
 //
 // Single-threaded: everything runs on the thread that created it.
 // Shutdown: the destructor fails the session if it still has I/O in the
@@ -16,7 +16,7 @@
 #include <span>
 
 #include "common/fd.h"
-#include "nbd/session.h"
+#include "nbd/reconnecting_session.h"
 #include "uring/registered.h"
 #include "uring/ring.h"
 
@@ -29,6 +29,8 @@ struct SyntheticOptions {
     bool fixed_file = true;            // register the socket, use IOSQE_FIXED_FILE
     unsigned max_chain_sqes = 64;
     bool fast_taskrun = true;          // SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN
+    // Reconnect, replay, io timeout (bind_socket is filled in here).
+    ReconnectOptions reconnect{.io_timeout = std::chrono::milliseconds(0)};
 };
 
 class SyntheticFrontend {
@@ -41,15 +43,17 @@ public:
     SyntheticFrontend& operator=(const SyntheticFrontend&) = delete;
 
     std::span<std::byte> buffer(uint16_t tag);
-    Session& session() { return *session_; }
+    // The current connection's Session (while reconnecting: the link has none).
+    Session& session() { return *link_->session(); }
+    ReconnectingSession& link() { return *link_; }
+    int socket_fd() const { return link_->socket_fd(); }
     uring::Ring& ring() { return *ring_; }
     uint16_t queue_depth() const { return options_.queue_depth; }
-    int socket_fd() const { return socket_.get(); }
 
     // Called for every completion (including the -EIO given to requests
     // left unfinished when the session fails).
     void set_on_complete(Completion fn) { on_complete_ = std::move(fn); }
-    void submit(const BlockRequest& r) { session_->submit(r); }
+    void submit(const BlockRequest& r) { link_->submit(r); }
 
     // One loop iteration: prepare, submit, wait up to timeout for a CQE,
     // dispatch every CQE. After a failure, once the session is idle, every
@@ -76,12 +80,11 @@ private:
         void operator()(std::byte* p) const;
     };
     SyntheticOptions options_;
-    Fd socket_;
     std::unique_ptr<uring::Ring> ring_;
     std::unique_ptr<std::byte, FreeDeleter> memory_;
     std::unique_ptr<uring::BufferTable> buffers_;
     std::unique_ptr<uring::FileTable> files_;
-    std::unique_ptr<Session> session_;
+    std::unique_ptr<ReconnectingSession> link_;
     Completion on_complete_;
 };
 

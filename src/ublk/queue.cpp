@@ -61,9 +61,8 @@ enum class TagState : uint8_t { Fetching, Serving, Aborted };
 
 class Loop {
 public:
-    Loop(const QueueConfig& cfg, int socket_fd, int wake_fd)
+    Loop(const QueueConfig& cfg, Fd socket, int wake_fd)
         : cfg_(cfg),
-          socket_fd_(socket_fd),
           wake_fd_(wake_fd),
           ring_(ring_options(cfg.depth)),
           buffers_(ring_, cfg.depth),
@@ -92,8 +91,8 @@ public:
         }
         so.payload_ops = cfg.zero_copy.payload;
         so.on_complete = [this](uint16_t tag, int result) { on_complete(tag, result); };
-        session_ = std::make_unique<nbd::Session>(ring_, uring::Target::plain(socket_fd_), socket_fd_, cfg.info,
-                                                  std::move(so));
+        link_ = std::make_unique<nbd::ReconnectingSession>(ring_, nbd::Connection{std::move(socket), cfg.info},
+                                                           std::move(so), cfg.reconnect);
         commits_.reserve(cfg.depth);
     }
 
@@ -104,26 +103,20 @@ public:
         check_errno(ring_.submit(), "cannot submit the ublk FETCH commands");
     }
 
-    // Serves until stopped; returns the session's failure reason ("" if none).
-    std::string serve() {
+    // Serves until stopped. A lost connection does not end it: the link
+    // holds, replays or fails requests while the Redialer works.
+    void serve() {
         std::optional<std::chrono::steady_clock::time_point> disc_deadline;
         for (;;) {
             const bool stopping = stop_requested_ || aborted_ == cfg_.depth;
-            if (session_->failed() && !failure_logged_) {
-                failure_logged_ = true;
-                spdlog::error("queue {}: NBD connection failed: {}", cfg_.q_id, session_->failure_reason());
-            }
-            if (session_->failed() && session_->idle() && session_->in_flight() > 0) {
-                session_->fail_unfinished(-EIO);
-            }
             if (stopping && in_flight_ == 0 && !disc_deadline) {
-                session_->disconnect();
+                link_->disconnect();
                 disc_deadline = std::chrono::steady_clock::now() + 2s;
             }
-            session_->prepare_sqes();
+            link_->prepare_sqes();
             flush_commits();
             if (disc_deadline) {
-                if ((session_->disconnected() || session_->failed()) && session_->idle()) break;
+                if (link_->disconnected() && link_->idle()) break;
                 if (std::chrono::steady_clock::now() > *disc_deadline) {
                     spdlog::warn("queue {}: the NBD connection did not close in time", cfg_.q_id);
                     break;
@@ -135,7 +128,6 @@ public:
             }
             ring_.drain_cqes([&](const io_uring_cqe& cqe) { dispatch(cqe); });
         }
-        return session_->failed() && !session_->disconnected() ? session_->failure_reason() : std::string();
     }
 
 private:
@@ -181,7 +173,7 @@ private:
             on_io_cqe(static_cast<uint16_t>(ud.value), cqe.res);
         } else if (ud.owner == uring::Owner::Control && ud.kind == kKindWake) {
             stop_requested_ = true;
-        } else if (!session_->handle_cqe(cqe)) {
+        } else if (!link_->handle_cqe(cqe)) {
             spdlog::debug("queue {}: stray CQE {:#x} res {}", cfg_.q_id, cqe.user_data, cqe.res);
         }
     }
@@ -198,7 +190,7 @@ private:
             }
             requests_[tag] = std::get<nbd::BlockRequest>(m);
             ++in_flight_;
-            session_->submit(requests_[tag]);
+            link_->submit(requests_[tag]);
             return;
         }
         // -ENODEV: the device is stopping; anything else: a bad command.
@@ -231,13 +223,12 @@ private:
     }
 
     const QueueConfig& cfg_;
-    int socket_fd_;
     int wake_fd_;
     uring::Ring ring_;
     uring::BufferTable buffers_;
     Mapping descs_;
     Mapping copy_buffers_;
-    std::unique_ptr<nbd::Session> session_;
+    std::unique_ptr<nbd::ReconnectingSession> link_;
     std::vector<TagState> tags_;
     std::vector<nbd::BlockRequest> requests_;
     std::vector<std::pair<uint16_t, int>> commits_;
@@ -245,7 +236,6 @@ private:
     unsigned in_flight_ = 0;
     unsigned aborted_ = 0;
     bool stop_requested_ = false;
-    bool failure_logged_ = false;
     unsigned errors_logged_ = 0;
 };
 
@@ -294,12 +284,11 @@ void Queue::run(StartGate& gate) {
         if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
             spdlog::warn("queue {}: PR_SET_IO_FLUSHER failed: {}", config_.q_id, std::strerror(errno));
         }
-        Loop loop(config_, socket_.get(), wake_.get());
+        Loop loop(config_, std::move(socket_), wake_.get());
         loop.fetch_all();
         gate.arrive();
         arrived = true;
-        const std::string why = loop.serve();
-        if (!why.empty()) set_failure(why);
+        loop.serve();
     } catch (const std::exception& e) {
         const std::string why = "queue " + std::to_string(config_.q_id) + ": " + e.what();
         spdlog::error("{}", why);

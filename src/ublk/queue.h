@@ -18,7 +18,9 @@
 //   join()          joins the thread. Ring teardown cancels the remaining
 //                   FETCHes; only then may the daemon close /dev/ublkcN and
 //                   DEL_DEV.
-// A connection that fails completes its requests with -EIO (no hang).
+// A connection that fails is replaced (nbd::ReconnectingSession and the
+// device's nbd::Redialer): its requests are held and re-sent, or fail with
+// -EIO once the Redialer gives up holding; the thread keeps serving.
 #pragma once
 
 #include <atomic>
@@ -30,7 +32,9 @@
 #include <thread>
 
 #include "common/fd.h"
+#include "nbd/connect.h"
 #include "nbd/export_info.h"
+#include "nbd/reconnecting_session.h"
 #include "ublk/device_params.h"
 #include "ublk/zero_copy.h"
 
@@ -60,11 +64,12 @@ struct QueueConfig {
     ZeroCopyChoice zero_copy;
     CommandSupport commands;
     nbd::ExportInfo info;               // of this queue's own connection
+    nbd::ReconnectOptions reconnect;    // redialer, durability log, io timeout
 };
 
 class Queue {
 public:
-    Queue(QueueConfig config, Fd socket);
+    Queue(QueueConfig config, Fd socket);  // socket: this queue's connection
     ~Queue();  // requests stop and joins if still running
     Queue(const Queue&) = delete;
     Queue& operator=(const Queue&) = delete;

@@ -44,8 +44,10 @@ inline void prep_recv(io_uring_sqe* sqe, Target t, void* buf, uint32_t len, int 
 
 // addr: a user address inside the registered buffer, or (kernel-registered
 // ublk buffers) an offset into it. The caller decides; see nbd/payload.h.
-inline void prep_write_fixed(io_uring_sqe* sqe, Target t, uint64_t addr, uint32_t len, uint16_t buf_index) {
-    io_uring_prep_rw(IORING_OP_WRITE_FIXED, sqe, t.fd, nullptr, len, kNoOffset);
+// file_offset: for regular files (the durability log's memfd).
+inline void prep_write_fixed(io_uring_sqe* sqe, Target t, uint64_t addr, uint32_t len, uint16_t buf_index,
+                             uint64_t file_offset = kNoOffset) {
+    io_uring_prep_rw(IORING_OP_WRITE_FIXED, sqe, t.fd, nullptr, len, file_offset);
     sqe->addr = addr;
     sqe->buf_index = buf_index;
     detail::apply_target(sqe, t);

@@ -51,8 +51,14 @@ NbdkitProcess::NbdkitProcess(std::vector<std::string> args, bool tcp, std::vecto
         uri_ = "nbd+unix:///?socket=" + sock;
     }
     argv.insert(argv.end(), options.begin(), options.end());
-    argv.insert(argv.end(), args.begin(), args.end());
+    prefix_ = std::move(argv);
+    args_ = std::move(args);
+    spawn();
+}
 
+void NbdkitProcess::spawn() {
+    std::vector<std::string> argv = prefix_;
+    argv.insert(argv.end(), args_.begin(), args_.end());
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
@@ -77,6 +83,23 @@ NbdkitProcess::NbdkitProcess(std::vector<std::string> args, bool tcp, std::vecto
     }
     kill_now();
     throw std::runtime_error("nbdkit did not start serving " + uri_);
+}
+
+void NbdkitProcess::restart(std::optional<std::vector<std::string>> args) {
+    kill_now();
+    if (args) args_ = std::move(*args);
+    // A Unix socket left by the killed nbdkit would make the new one fail.
+    const std::string sock = dir_ + "/sock";
+    ::unlink(sock.c_str());
+    spawn();
+}
+
+void NbdkitProcess::pause() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void NbdkitProcess::resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
 }
 
 void NbdkitProcess::kill_now() {

@@ -7,6 +7,7 @@
 #include <libnbd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -25,12 +26,21 @@ public:
     NbdkitProcess& operator=(const NbdkitProcess&) = delete;
 
     const std::string& uri() const { return uri_; }
+    const std::string& dir() const { return dir_; }  // private; removed on destruction
     pid_t pid() const { return pid_; }
     void kill_now();  // SIGKILL and reap
+    // SIGKILL, then the same command again on the same socket or port
+    // (optionally with other plugin arguments); returns once it serves.
+    void restart(std::optional<std::vector<std::string>> args = std::nullopt);
+    void pause();   // SIGSTOP: connections stay open, nothing is answered
+    void resume();  // SIGCONT
 
 private:
+    void spawn();
     std::string dir_;
     std::string uri_;
+    std::vector<std::string> prefix_;  // nbdkit and its options, before the plugin
+    std::vector<std::string> args_;    // plugin, filters and their parameters
     pid_t pid_ = -1;
 };
 
