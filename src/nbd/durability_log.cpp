@@ -75,6 +75,9 @@ void DurabilityLog::free_block(uint64_t id) {
     it->freed = true;
     stats_.bytes -= it->length;
     while (!blocks_.empty() && blocks_.front().freed) blocks_.pop_front();
+    // The newest blocks freed (failed writes): their room is reused at once.
+    while (!blocks_.empty() && blocks_.back().freed) blocks_.pop_back();
+    head_ = blocks_.empty() ? 0 : blocks_.back().offset + blocks_.back().length;
 }
 
 void DurabilityLog::release(const Reservation& r) {
