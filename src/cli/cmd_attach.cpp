@@ -27,7 +27,10 @@
 #include "common/error.h"
 #include "common/fd.h"
 #include "daemon/attach_plan.h"
+#include "daemon/detach.h"
 #include "daemon/device_daemon.h"
+#include "nbd/uri.h"
+#include "ublk/control_device.h"
 #include "daemon/state_file.h"
 
 namespace unbd::cli {
@@ -41,6 +44,7 @@ struct AttachArgs {
     std::string reconnect_timeout = "300";
     std::string durability;
     std::string log_size = "64M";
+    std::string on_daemon_loss = "hold";
     bool foreground = false;
     bool json = false;
 };
@@ -184,7 +188,33 @@ void run_background(daemon::AttachPlan plan, bool json) {
     ::unlink(log.c_str());  // a clean detach leaves nothing behind; failures keep their log
 }
 
+// `attach -n ID URI` where device ID is waiting for a new daemon (its old
+// one died) and was attached from the same URI: recover it instead, so a
+// restart policy brings the disk back by running the same command again.
+bool recoverable_with_same_uri(const daemon::AttachOptions& options) {
+    if (!options.dev_id) return false;
+    const auto state = daemon::read_state(*options.dev_id);
+    if (!state || daemon::process_alive(state->pid)) return false;
+    if (state->uri != nbd::parse_uri(options.uri_text).to_string()) return false;
+    try {
+        ublk::ControlDevice control;
+        const auto kstate = static_cast<proto::ublk::DevState>(control.get_info(*options.dev_id).state);
+        return kstate == proto::ublk::DevState::Quiesced || kstate == proto::ublk::DevState::FailIo ||
+               kstate == proto::ublk::DevState::Live;  // LIVE: still being released; recovery waits
+    } catch (const Error&) {
+        return false;
+    }
+}
+
 }  // namespace
+
+void launch_daemon(daemon::AttachPlan plan, bool foreground, bool json) {
+    for (const auto& w : plan.warnings) std::fprintf(stderr, "unbd: warning: %s\n", w.c_str());
+    if (foreground)
+        run_foreground(std::move(plan), json);
+    else
+        run_background(std::move(plan), json);
+}
 
 void add_attach_command(CLI::App& app) {
     auto args = std::make_shared<AttachArgs>();
@@ -213,6 +243,9 @@ void add_attach_command(CLI::App& app) {
         ->check(CLI::IsMember({"replay", "fail-flush", "trust-server"}));
     cmd->add_option("--durability-log-size", args->log_size,
                     "memory for unflushed writes, per device (default 64M); when full, unbd flushes and writes wait");
+    cmd->add_option("--on-daemon-loss", args->on_daemon_loss,
+                    "when the daemon dies: hold I/O until `unbd recover` (default), or fail it at once (6.13+)")
+        ->check(CLI::IsMember({"hold", "fail"}));
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");
     cmd->callback([args] {
@@ -222,13 +255,12 @@ void add_attach_command(CLI::App& app) {
         args->options.reconnect_timeout = parse_seconds(args->reconnect_timeout, "--reconnect-timeout", true);
         if (!args->durability.empty()) args->options.durability = nbd::parse_durability(args->durability);
         args->options.durability_log_bytes = parse_size(args->log_size, "--durability-log-size");
-        daemon::AttachPlan plan = daemon::plan_attach(args->options);
-        for (const auto& w : plan.warnings) std::fprintf(stderr, "unbd: warning: %s\n", w.c_str());
-        if (args->foreground) {
-            run_foreground(std::move(plan), args->json);
-        } else {
-            run_background(std::move(plan), args->json);
+        args->options.on_daemon_loss = args->on_daemon_loss == "fail" ? daemon::DaemonLoss::Fail : daemon::DaemonLoss::Hold;
+        if (recoverable_with_same_uri(args->options)) {
+            std::fprintf(stderr, "unbd: device %u is waiting for a daemon: recovering it\n", *args->options.dev_id);
+            return launch_daemon(plan_recovery(*args->options.dev_id), args->foreground, args->json);
         }
+        launch_daemon(daemon::plan_attach(args->options), args->foreground, args->json);
     });
 }
 

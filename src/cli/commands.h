@@ -5,11 +5,24 @@
 
 #include <CLI/CLI.hpp>
 
+#include "daemon/attach_plan.h"
+
 namespace unbd::cli {
 
 void add_info_command(CLI::App& app);
 void add_attach_command(CLI::App& app);
 void add_detach_command(CLI::App& app);
 void add_list_command(CLI::App& app);
+void add_recover_command(CLI::App& app);
+void add_restart_command(CLI::App& app);
+
+// Starts the device daemon for a plan (attach or recover): in the
+// foreground, or forked off once the device is live; prints /dev/ublkbN
+// (or the JSON state). Shared by attach, recover and restart.
+void launch_daemon(daemon::AttachPlan plan, bool foreground, bool json);
+
+// `attach -n ID` of a device whose daemon died, with the same URI, and
+// `recover`: plans the recovery from the state file. Throws with the reason.
+daemon::AttachPlan plan_recovery(uint32_t id);
 
 }  // namespace unbd::cli

@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
     unbd::cli::add_attach_command(app);
     unbd::cli::add_detach_command(app);
     unbd::cli::add_list_command(app);
+    unbd::cli::add_recover_command(app);
+    unbd::cli::add_restart_command(app);
 
     try {
         app.parse(argc, argv);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -37,7 +38,54 @@ nbd::Durability choose_durability(std::optional<nbd::Durability> requested, bool
     return requested.value_or(nbd::Durability::Replay);
 }
 
+AttachOptions recovery_options(const DeviceState& state) {
+    AttachOptions o;
+    o.uri_text = state.uri;
+    o.dev_id = state.id;
+    o.read_only = state.force_read_only;
+    o.io_timeout = std::chrono::milliseconds(state.io_timeout_ms);
+    if (state.reconnect_timeout_ms >= 0)
+        o.reconnect_timeout = std::chrono::milliseconds(state.reconnect_timeout_ms);
+    else
+        o.reconnect_timeout.reset();
+    o.durability = nbd::parse_durability(state.durability);
+    o.durability_log_bytes = state.durability_log_bytes;
+    o.on_daemon_loss = state.on_daemon_loss == "fail" ? DaemonLoss::Fail : DaemonLoss::Hold;
+    o.recover = true;
+    return o;
+}
+
 namespace {
+
+using namespace std::chrono_literals;
+
+// The device a recovery takes over: it must exist, have been made with user
+// recovery, and be waiting for a daemon. Right after the old daemon died
+// the kernel may still be releasing it (LIVE for a moment): wait a little.
+ublk::DevInfo recoverable_device(ublk::ControlDevice& control, uint32_t id) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+        ublk::DevInfo info;
+        try {
+            info = control.get_info(id);
+        } catch (const Error& e) {
+            if (e.error_number() == ENODEV || e.error_number() == ENOENT)
+                throw Error("there is no ublk device " + std::to_string(id) + " to recover", ENODEV);
+            throw;
+        }
+        if ((info.flags & P::UBLK_F_USER_RECOVERY) == 0)
+            throw Error("ublk device " + std::to_string(id) + " was made without user recovery: it cannot be recovered",
+                        EINVAL);
+        const auto state = static_cast<P::DevState>(info.state);
+        if (state == P::DevState::Quiesced || state == P::DevState::FailIo) return info;
+        if (state == P::DevState::Dead)
+            throw Error("ublk device " + std::to_string(id) + " is not started: nothing to recover (detach it)", EINVAL);
+        if (std::chrono::steady_clock::now() > deadline)
+            throw Error("ublk device " + std::to_string(id) + " is live, not quiesced: is its daemon still running?",
+                        EBUSY);
+        std::this_thread::sleep_for(100ms);
+    }
+}
 
 void check_same_export(const nbd::ExportInfo& first, const nbd::ExportInfo& other, unsigned index) {
     if (other.size != first.size || other.transmission_flags != first.transmission_flags ||
@@ -66,10 +114,26 @@ AttachPlan plan_attach(const AttachOptions& options) {
     if (::geteuid() != 0) {
         throw Error("unbd attach must run as root (it creates block devices through /dev/ublk-control)");
     }
+    AttachOptions effective = options;
+    P::ublk_params device_params{};
     {
         ublk::ControlDevice control;
         plan.features = control.features();
+        if (options.recover) {
+            if (!options.dev_id) throw Error("recovering needs the device's id");
+            plan.device = recoverable_device(control, *options.dev_id);
+            device_params = control.get_params(*options.dev_id);
+            // The device decides: queues, depth, buffers, zero copy.
+            effective.queues = plan.device.nr_hw_queues;
+            effective.depth = plan.device.queue_depth;
+            effective.buffer_bytes = plan.device.max_io_buf_bytes;
+            effective.zero_copy = (plan.device.flags & P::UBLK_F_AUTO_BUF_REG) ? ublk::ZeroCopyRequest::On
+                                                                               : ublk::ZeroCopyRequest::Off;
+            plan.options = effective;
+        }
     }
+    if (options.on_daemon_loss == DaemonLoss::Fail && (plan.features & P::UBLK_F_USER_RECOVERY_FAIL_IO) == 0)
+        throw Error("--on-daemon-loss=fail needs UBLK_F_USER_RECOVERY_FAIL_IO (Linux 6.13 or newer)");
     if ((plan.features & P::UBLK_F_CMD_IOCTL_ENCODE) == 0) {
         throw Error("kernel too old: ublk lacks ioctl-encoded commands (Linux 6.4 or newer needed)");
     }
@@ -84,9 +148,13 @@ AttachPlan plan_attach(const AttachOptions& options) {
     const nbd::ExportInfo first = plan.connections.front().info;  // a copy: push_back reallocates
 
     std::string warning;
-    const unsigned queues = choose_queue_count(options.queues, first.can_multi_conn(),
+    const unsigned queues = choose_queue_count(effective.queues, first.can_multi_conn(),
                                                std::max(1u, std::thread::hardware_concurrency()), &warning);
     if (!warning.empty()) plan.warnings.push_back(warning);
+    if (options.recover && queues != plan.device.nr_hw_queues)
+        throw Error("cannot recover device " + std::to_string(*options.dev_id) + ": it has " +
+                    std::to_string(plan.device.nr_hw_queues) + " queues and the server no longer allows " +
+                    "several connections");
     for (unsigned i = 1; i < queues; ++i) {
         plan.connections.push_back(nbd::connect_export(plan.uri, co));
         check_same_export(first, plan.connections.back().info, i);
@@ -94,8 +162,15 @@ AttachPlan plan_attach(const AttachOptions& options) {
 
     ublk::MappingOptions mo;
     mo.force_read_only = options.read_only;
-    mo.max_io_buf_bytes = options.buffer_bytes;
+    mo.max_io_buf_bytes = effective.buffer_bytes;
     plan.params = ublk::map_export(first, mo);
+    if (options.recover) {
+        if (const std::string why = ublk::recovery_mismatch(device_params, plan.params); !why.empty())
+            throw Error("cannot recover device " + std::to_string(*options.dev_id) + " from " + plan.uri.to_string() +
+                        ": " + why);
+        plan.params.params = device_params;  // the device stays as it is
+        plan.params.size_bytes = device_params.basic.dev_sectors << 9;
+    }
     plan.commands = ublk::command_support(first, options.read_only);
     plan.durability = choose_durability(options.durability, first.can_flush() && !plan.params.read_only);
     for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
@@ -103,7 +178,7 @@ AttachPlan plan_attach(const AttachOptions& options) {
     const int family = plan.uri.transport == nbd::Transport::Unix ? AF_UNIX : AF_INET;
     const uring::SocketOpSupport ops = uring::probe_socket_ops(family);
     spdlog::debug("socket ops: {}", ops.describe());
-    plan.zero_copy = ublk::choose_zero_copy(options.zero_copy, plan.features, ops, options.payload_ops);
+    plan.zero_copy = ublk::choose_zero_copy(effective.zero_copy, plan.features, ops, options.payload_ops);
     return plan;
 }
 

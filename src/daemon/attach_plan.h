@@ -18,10 +18,17 @@
 #include "nbd/connect.h"
 #include "nbd/durability_log.h"
 #include "nbd/uri.h"
+#include "daemon/state_file.h"
+#include "ublk/control_device.h"
 #include "ublk/device_params.h"
 #include "ublk/zero_copy.h"
 
 namespace unbd::daemon {
+
+// What the kernel does with I/O while no daemon serves the device (the
+// daemon crashed, or is being replaced): hold it until `unbd recover`, or
+// fail it at once (UBLK_F_USER_RECOVERY_FAIL_IO, 6.13+).
+enum class DaemonLoss { Hold, Fail };
 
 struct AttachOptions {
     std::string uri_text;
@@ -37,6 +44,10 @@ struct AttachOptions {
     std::optional<std::chrono::milliseconds> reconnect_timeout{std::chrono::seconds(300)};  // nullopt = inf
     std::optional<nbd::Durability> durability;                   // default: replay when the server has FLUSH
     uint64_t durability_log_bytes = 64ull << 20;                 // per device
+    DaemonLoss on_daemon_loss = DaemonLoss::Hold;
+    // Serve the existing, quiesced device dev_id instead of making one
+    // (`unbd recover`); queues, depth and zero copy come from the device.
+    bool recover = false;
 };
 
 struct AttachPlan {
@@ -49,11 +60,16 @@ struct AttachPlan {
     ublk::ZeroCopyChoice zero_copy;
     nbd::Durability durability = nbd::Durability::TrustServer;  // what the log does
     nbd::ConnectOptions connect;        // as used, for reconnecting
+    ublk::DevInfo device{};             // recover: the existing device (GET_DEV_INFO)
     std::vector<std::string> warnings;  // for stderr
 };
 
 // Throws unbd::Error with a reason a person can act on.
 AttachPlan plan_attach(const AttachOptions& options);
+
+// The options a device was attached with, from its state file, set up to
+// recover it.
+AttachOptions recovery_options(const DeviceState& state);
 
 // The durability mode for an export: the one asked for, else replay when
 // the server has a write cache (SEND_FLUSH), else none is needed. Pure.

@@ -39,6 +39,7 @@ void block_stop_signals() {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -64,6 +65,15 @@ Fd open_char_device(uint32_t dev_id) {
 DeviceDaemon::DeviceDaemon(AttachPlan plan) : plan_(std::move(plan)) {}
 
 DeviceDaemon::~DeviceDaemon() {
+    if (recovering_ && device_) {
+        // A failed recovery must not delete the user's device: it stays
+        // quiesced for the next try. The queues stop as members die.
+        spdlog::error("recovery of device {} failed; it stays quiesced: run unbd recover again, or unbd detach",
+                      device_->id());
+        device_->release();
+        redialer_.reset();
+        return;
+    }
     if (stopped_ || !device_) return;
     // An exception unwound start() or run: tear down in the same order.
     try {
@@ -81,31 +91,7 @@ DeviceState DeviceDaemon::start() {
     control_ = std::make_unique<ublk::ControlDevice>();
     const unsigned nq = static_cast<unsigned>(plan_.connections.size());
 
-    ublk::DevInfo want{};
-    want.nr_hw_queues = static_cast<uint16_t>(nq);
-    want.queue_depth = static_cast<uint16_t>(plan_.options.depth);
-    want.max_io_buf_bytes = plan_.options.buffer_bytes;
-    want.dev_id = plan_.options.dev_id.value_or(P::kDevIdAuto);
-    want.ublksrv_pid = ::getpid();
-    want.flags = P::UBLK_F_CMD_IOCTL_ENCODE | P::UBLK_F_URING_CMD_COMP_IN_TASK;
-    if (plan_.zero_copy.zero_copy()) want.flags |= P::UBLK_F_AUTO_BUF_REG;
-    ublk::DevInfo got{};
-    try {
-        got = control_->add(want);
-    } catch (const Error& e) {
-        if (e.error_number() == EEXIST && plan_.options.dev_id) {
-            throw Error("ublk device " + std::to_string(*plan_.options.dev_id) + " already exists (-n): pick another",
-                        EEXIST);
-        }
-        throw;
-    }
-    device_.emplace(*control_, got.dev_id);
-    spdlog::info("ublk device {} added, flags {}", got.dev_id, P::feature_names(got.flags));
-    if (plan_.zero_copy.zero_copy() && (got.flags & P::UBLK_F_AUTO_BUF_REG) == 0) {
-        throw Error("the kernel did not grant UBLK_F_AUTO_BUF_REG");
-    }
-
-    control_->set_params(got.dev_id, plan_.params.params);
+    const ublk::DevInfo got = plan_.options.recover ? begin_recovery() : create_device();
     char_fd_ = open_char_device(got.dev_id);
     start_reconnect_machinery();
 
@@ -129,7 +115,14 @@ DeviceState DeviceDaemon::start() {
     // START_DEV hangs unless every FETCH is already in the kernel.
     if (!gate.wait(30s)) throw Error("the ublk queues did not start within 30 s");
     if (const std::string err = gate.error(); !err.empty()) throw Error(err);
-    control_->start(got.dev_id, ::getpid());
+    if (recovering_) {
+        // The kernel re-issues what the old daemon held as soon as this returns.
+        control_->end_user_recovery(got.dev_id, ::getpid());
+        recovering_ = false;
+        spdlog::info("ublk device {} recovered by pid {}", got.dev_id, ::getpid());
+    } else {
+        control_->start(got.dev_id, ::getpid());
+    }
 
     state_.id = got.dev_id;
     state_.dev = ublk::block_device_path(got.dev_id);
@@ -143,6 +136,11 @@ DeviceState DeviceDaemon::start() {
     state_.logical_block_size = plan_.params.logical_block_size;
     state_.pid = ::getpid();
     state_.durability = nbd::name(plan_.durability);
+    state_.force_read_only = plan_.options.read_only;
+    state_.io_timeout_ms = plan_.options.io_timeout.count();
+    state_.reconnect_timeout_ms = plan_.options.reconnect_timeout ? plan_.options.reconnect_timeout->count() : -1;
+    state_.durability_log_bytes = plan_.options.durability_log_bytes;
+    state_.on_daemon_loss = plan_.options.on_daemon_loss == DaemonLoss::Fail ? "fail" : "hold";
     write_state(state_);
     spdlog::info("{} is live: {} queues x {} deep, zero copy {}", state_.dev, nq, state_.depth, state_.zero_copy);
     return state_;
@@ -182,17 +180,74 @@ void DeviceDaemon::publish_health() {
     }
 }
 
+// ADD_DEV + SET_PARAMS. The device outlives a crashed daemon (USER_RECOVERY:
+// I/O waits, or with FAIL_IO fails, until `unbd recover`); REISSUE re-sends
+// to the new daemon what the dead one held (a re-sent write is idempotent).
+ublk::DevInfo DeviceDaemon::create_device() {
+    const uint64_t features = plan_.features;
+    ublk::DevInfo want{};
+    want.nr_hw_queues = static_cast<uint16_t>(plan_.connections.size());
+    want.queue_depth = static_cast<uint16_t>(plan_.options.depth);
+    want.max_io_buf_bytes = plan_.options.buffer_bytes;
+    want.dev_id = plan_.options.dev_id.value_or(P::kDevIdAuto);
+    want.ublksrv_pid = ::getpid();
+    want.flags = P::UBLK_F_CMD_IOCTL_ENCODE | P::UBLK_F_URING_CMD_COMP_IN_TASK;
+    if (plan_.zero_copy.zero_copy()) want.flags |= P::UBLK_F_AUTO_BUF_REG;
+    if (features & P::UBLK_F_USER_RECOVERY) {
+        want.flags |= P::UBLK_F_USER_RECOVERY;
+        // The kernel accepts RECOVERY with REISSUE or with FAIL_IO, not both.
+        want.flags |= plan_.options.on_daemon_loss == DaemonLoss::Fail ? P::UBLK_F_USER_RECOVERY_FAIL_IO
+                                                                        : P::UBLK_F_USER_RECOVERY_REISSUE;
+        if (features & P::UBLK_F_QUIESCE) want.flags |= P::UBLK_F_QUIESCE;
+    }
+    ublk::DevInfo got{};
+    try {
+        got = control_->add(want);
+    } catch (const Error& e) {
+        if (e.error_number() == EEXIST && plan_.options.dev_id) {
+            throw Error("ublk device " + std::to_string(*plan_.options.dev_id) + " already exists (-n): pick another",
+                        EEXIST);
+        }
+        throw;
+    }
+    device_.emplace(*control_, got.dev_id);
+    spdlog::info("ublk device {} added, flags {}", got.dev_id, P::feature_names(got.flags));
+    if (plan_.zero_copy.zero_copy() && (got.flags & P::UBLK_F_AUTO_BUF_REG) == 0) {
+        throw Error("the kernel did not grant UBLK_F_AUTO_BUF_REG");
+    }
+    control_->set_params(got.dev_id, plan_.params.params);
+    return got;
+}
+
+// START_USER_RECOVERY on the quiesced device (never SET_PARAMS: the kernel
+// refuses it once the device was used). Until END_USER_RECOVERY succeeds a
+// failure leaves the device quiesced, for another `unbd recover` or a detach.
+ublk::DevInfo DeviceDaemon::begin_recovery() {
+    const uint32_t id = *plan_.options.dev_id;
+    control_->start_user_recovery(id, 30s);
+    recovering_ = true;
+    device_.emplace(*control_, id);
+    const ublk::DevInfo got = control_->get_info(id);
+    spdlog::info("recovering ublk device {} (flags {})", id, P::feature_names(got.flags));
+    return got;
+}
+
 bool DeviceDaemon::run_until_stopped() {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     bool queues_failed = false;
     for (;;) {
         publish_health();
         timespec ts{1, 0};
         const int sig = ::sigtimedwait(&set, nullptr, &ts);
+        if (sig == SIGUSR1) {
+            if (hand_over()) return true;
+            continue;
+        }
         if (sig > 0) {
             spdlog::info("signal {}: detaching {}", sig, state_.dev);
             break;
@@ -212,6 +267,29 @@ bool DeviceDaemon::run_until_stopped() {
     }
     shutdown();
     return !queues_failed;
+}
+
+// `unbd restart`: QUIESCE_DEV makes the kernel wait for this daemon's I/O
+// to finish and abort its FETCHes; the queues then FLUSH what the log holds
+// (it dies with us), disconnect and end; the device is left quiesced, with
+// its state file, for the next daemon (END_USER_RECOVERY re-issues the I/O
+// queued meanwhile). False when the kernel refused: keep serving.
+bool DeviceDaemon::hand_over() {
+    const uint32_t id = device_->id();
+    spdlog::info("handing device {} over to a new daemon (QUIESCE_DEV)", id);
+    const int q = control_->quiesce(id, 30'000);
+    if (q < 0) {
+        spdlog::error("QUIESCE_DEV for device {} failed: {}; still serving it", id, std::strerror(-q));
+        return false;
+    }
+    stopped_ = true;
+    stop_queues();
+    redialer_.reset();
+    char_fd_.reset();
+    device_->release();
+    device_.reset();
+    spdlog::info("device {} is quiesced; this daemon exits", id);
+    return true;
 }
 
 void DeviceDaemon::stop_queues() noexcept {

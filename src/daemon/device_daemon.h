@@ -9,10 +9,16 @@
 //   queue threads one per hardware queue, see ublk/queue.h.
 //   redial thread nbd::Redialer: reconnects, replays the durability log.
 //
-// Start order: unshare the mount namespace -> ADD_DEV -> SET_PARAMS ->
-// open /dev/ublkcN -> start queues (each submits every FETCH) -> wait for
-// all of them (StartGate, bounded) -> START_DEV -> state file.
-// Any failure unwinds in reverse and DEL_DEVs: nothing is left behind.
+// Start order: unshare the mount namespace -> ADD_DEV (USER_RECOVERY) ->
+// SET_PARAMS -> open /dev/ublkcN -> start queues (each submits every
+// FETCH) -> wait for all of them (StartGate, bounded) -> START_DEV -> state
+// file. Any failure unwinds in reverse and DEL_DEVs: nothing is left behind.
+//
+// Recovery order (`unbd recover`, after the old daemon died; the NBD
+// connections are already made): START_USER_RECOVERY (retried while the
+// kernel still releases the old daemon) -> GET_DEV_INFO -> open
+// /dev/ublkcN -> start queues (FETCH every tag) -> END_USER_RECOVERY(pid)
+// -> state file. A failure before END leaves the device quiesced.
 //
 // Shutdown order (signal, or a queue thread ended on its own):
 //   0. stop the Redialer: I/O held for a lost server fails now instead of
@@ -55,7 +61,7 @@ public:
     DeviceState start();
 
     // Blocks until a stop signal or until a queue thread ended, then shuts
-    // down in the order above. Returns false when the device ended because
+    // down in the order above (or, on SIGUSR1, hands the device over). Returns false when the device ended because
     // its queues failed (connection lost, device deleted elsewhere).
     bool run_until_stopped();
 
@@ -63,6 +69,9 @@ private:
     void shutdown();
     void stop_queues() noexcept;
     void start_reconnect_machinery();
+    ublk::DevInfo create_device();
+    ublk::DevInfo begin_recovery();
+    bool hand_over();
     void publish_health();
 
     AttachPlan plan_;
@@ -74,13 +83,15 @@ private:
     std::vector<std::unique_ptr<ublk::Queue>> queues_;
     DeviceState state_;
     bool stopped_ = false;
+    bool recovering_ = false;  // between START_ and END_USER_RECOVERY
 };
 
 // The daemon must not share a mount namespace in which its own device gets
 // mounted (exit would run cleanup_mnt on it and deadlock): a private copy.
 void isolate_mount_namespace();
 
-// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and the threads
+// Blocks SIGTERM, SIGINT, SIGHUP (detach) and SIGUSR1 (hand over, for
+// `unbd restart`) in the calling thread (and the threads
 // it creates later), so they are taken only by sigtimedwait.
 void block_stop_signals();
 

@@ -16,7 +16,8 @@ namespace unbd::daemon {
 namespace fs = std::filesystem;
 
 nlohmann::json DeviceState::to_json() const {
-    return nlohmann::json{{"id", id},
+    return nlohmann::json{{"version", kStateVersion},
+                          {"id", id},
                           {"dev", dev},
                           {"uri", uri},
                           {"size_bytes", size_bytes},
@@ -30,11 +31,20 @@ nlohmann::json DeviceState::to_json() const {
                           {"connection", connection},
                           {"reconnects", reconnects},
                           {"last_failure", last_failure},
-                          {"durability", durability}};
+                          {"durability", durability},
+                          {"options",
+                           {{"force_read_only", force_read_only},
+                            {"io_timeout_ms", io_timeout_ms},
+                            {"reconnect_timeout_ms", reconnect_timeout_ms},
+                            {"durability_log_bytes", durability_log_bytes},
+                            {"on_daemon_loss", on_daemon_loss}}}};
 }
 
 DeviceState DeviceState::from_json(const nlohmann::json& j) {
     DeviceState s;
+    if (j.value("version", 1) > kStateVersion)
+        throw Error("state file version " + std::to_string(j.value("version", 1)) +
+                    " is from a newer unbd (this one reads " + std::to_string(kStateVersion) + ")");
     s.id = j.at("id").get<uint32_t>();
     s.dev = j.at("dev").get<std::string>();
     s.uri = j.value("uri", "");
@@ -50,6 +60,12 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.reconnects = j.value("reconnects", uint64_t{0});
     s.last_failure = j.value("last_failure", "");
     s.durability = j.value("durability", "");
+    const nlohmann::json o = j.value("options", nlohmann::json::object());
+    s.force_read_only = o.value("force_read_only", false);
+    s.io_timeout_ms = o.value("io_timeout_ms", int64_t{30'000});
+    s.reconnect_timeout_ms = o.value("reconnect_timeout_ms", int64_t{300'000});
+    s.durability_log_bytes = o.value("durability_log_bytes", uint64_t{64} << 20);
+    s.on_daemon_loss = o.value("on_daemon_loss", "hold");
     return s;
 }
 
@@ -86,6 +102,20 @@ std::optional<DeviceState> read_state(uint32_t id) {
         return DeviceState::from_json(nlohmann::json::parse(in));
     } catch (const std::exception&) {
         return std::nullopt;
+    }
+}
+
+DeviceState load_state(uint32_t id) {
+    const std::string path = state_path(id);
+    std::ifstream in(path);
+    if (!in) throw Error("no state file " + path + ": device " + std::to_string(id) + " was not attached by unbd here",
+                         ENOENT);
+    try {
+        return DeviceState::from_json(nlohmann::json::parse(in));
+    } catch (const Error& e) {
+        throw Error(path + ": " + e.what(), EINVAL);
+    } catch (const std::exception& e) {
+        throw Error(path + " is corrupt (" + e.what() + "); detach the device and attach it again", EINVAL);
     }
 }
 

@@ -15,6 +15,9 @@
 
 namespace unbd::daemon {
 
+// The state file format; a file from a newer unbd is refused, not guessed at.
+inline constexpr int kStateVersion = 1;
+
 struct DeviceState {
     uint32_t id = 0;
     std::string dev;  // /dev/ublkbN
@@ -32,10 +35,16 @@ struct DeviceState {
     uint64_t reconnects = 0;
     std::string last_failure;
     std::string durability;                // replay / fail-flush / trust-server
+    // What `unbd recover` needs to start a daemon like the first one.
+    bool force_read_only = false;
+    int64_t io_timeout_ms = 30'000;
+    int64_t reconnect_timeout_ms = 300'000;  // -1: infinite
+    uint64_t durability_log_bytes = 64ull << 20;
+    std::string on_daemon_loss = "hold";     // hold / fail
 
     // The object `attach --json` prints and the file holds.
     nlohmann::json to_json() const;
-    static DeviceState from_json(const nlohmann::json& j);
+    static DeviceState from_json(const nlohmann::json& j);  // throws on a bad or newer file
 };
 
 std::string state_dir();
@@ -43,6 +52,7 @@ std::string state_path(uint32_t id);
 
 void write_state(const DeviceState& state);  // throws Error
 std::optional<DeviceState> read_state(uint32_t id);  // nullopt: no file or unreadable
+DeviceState load_state(uint32_t id);  // throws Error saying what is wrong with the file
 void remove_state(uint32_t id) noexcept;
 // Every state file, sorted by id; unreadable ones are skipped.
 std::vector<DeviceState> all_states();

@@ -240,6 +240,10 @@ void ReconnectingSession::retry_log_waiters() {
     }
     if (log_waiters_.empty() || own_flush_busy_ || !connected() || !opt_.log->has_unflushed()) return;
     // Full: make room by flushing what is logged (new writes wait meanwhile).
+    send_own_flush();
+}
+
+void ReconnectingSession::send_own_flush() {
     Request& q = reqs_[own_tag_];
     q = Request{};
     q.req = BlockRequest{.tag = own_tag_, .op = BlockOp::Flush};
@@ -308,8 +312,12 @@ bool ReconnectingSession::handle_cqe(const io_uring_cqe& cqe) {
     return true;
 }
 
+// What the log holds dies with this process: make it stable on the server
+// first (a detach, a hand-over to a new daemon), then NBD_CMD_DISC.
 void ReconnectingSession::disconnect() {
+    if (disc_requested_) return;
     disc_requested_ = true;
+    if (connected() && opt_.log && opt_.log->has_unflushed() && !own_flush_busy_) send_own_flush();
     if (session_) session_->disconnect();
 }
 

@@ -59,7 +59,7 @@ struct LinkStats {
     uint64_t connections_lost = 0;
     uint64_t requests_replayed = 0;   // parked requests re-sent on a new connection
     uint64_t log_waits = 0;           // writes that waited for room in the log
-    uint64_t own_flushes = 0;         // FLUSHes sent to make room in the log
+    uint64_t own_flushes = 0;         // FLUSHes of our own: log full, or before disconnecting
 };
 
 class ReconnectingSession {
@@ -117,6 +117,7 @@ private:
     void adopt(Connection c);
     void fail_held(int error);
     void retry_log_waiters();
+    void send_own_flush();           // on the spare tag
     void arm_wake();
     void on_wake();
 

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -163,6 +164,37 @@ int ControlDevice::try_remove_async(uint32_t dev_id) noexcept {
         const int ret = run(P::UBLK_U_CMD_DEL_DEV_ASYNC, dev_id, nullptr, 0, 0, 10s, "DEL_DEV_ASYNC");
         if (ret != -EINVAL && ret != -EOPNOTSUPP && ret != -ENOTTY) return ret;
         return run(P::UBLK_U_CMD_DEL_DEV, dev_id, nullptr, 0, 0, 30s, "DEL_DEV");
+    } catch (...) {
+        return -EIO;
+    }
+}
+
+void ControlDevice::start_user_recovery(uint32_t dev_id, std::chrono::seconds patience) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    for (;;) {
+        const int ret = run(P::UBLK_U_CMD_START_USER_RECOVERY, dev_id, nullptr, 0, 0, 10s, "START_USER_RECOVERY");
+        if (ret >= 0) return;
+        if (ret != -EBUSY || std::chrono::steady_clock::now() > deadline) {
+            if (ret == -EBUSY)
+                throw Error("ublk device " + std::to_string(dev_id) + " is still busy after " +
+                                std::to_string(patience.count()) + " s: its old daemon has not let go yet",
+                            EBUSY);
+            run_checked(P::UBLK_U_CMD_START_USER_RECOVERY, dev_id, nullptr, 0, 0, 10s, "START_USER_RECOVERY");
+            return;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+}
+
+void ControlDevice::end_user_recovery(uint32_t dev_id, int daemon_pid) {
+    run_checked(P::UBLK_U_CMD_END_USER_RECOVERY, dev_id, nullptr, 0, static_cast<uint64_t>(daemon_pid), 60s,
+                "END_USER_RECOVERY");
+}
+
+int ControlDevice::quiesce(uint32_t dev_id, uint32_t timeout_ms) noexcept {
+    try {
+        return run(P::UBLK_U_CMD_QUIESCE_DEV, dev_id, nullptr, 0, timeout_ms,
+                   std::chrono::seconds(timeout_ms / 1000 + 10), "QUIESCE_DEV");
     } catch (...) {
         return -EIO;
     }

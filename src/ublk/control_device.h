@@ -49,6 +49,17 @@ public:
     // when its last user closes it; plain DEL_DEV on older kernels.
     int try_remove_async(uint32_t dev_id) noexcept;
 
+    // User recovery (UBLK_F_USER_RECOVERY, 6.1): a new daemon takes over a
+    // device whose daemon died. START answers -EBUSY until the old process
+    // fully released /dev/ublkcN (asynchronous with zero copy): retried up
+    // to `patience`. END blocks until every queue's FETCHes are in.
+    void start_user_recovery(uint32_t dev_id, std::chrono::seconds patience);
+    void end_user_recovery(uint32_t dev_id, int daemon_pid);
+    // QUIESCE_DEV (UBLK_F_QUIESCE, 6.16): the running daemon's queues are
+    // quiesced and its FETCHes aborted; the device waits for a new daemon.
+    // -errno (-EBUSY: I/O stayed in flight past timeout_ms).
+    int quiesce(uint32_t dev_id, uint32_t timeout_ms) noexcept;
+
 private:
     int run(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,
             std::chrono::seconds timeout, const char* name);

@@ -106,4 +106,32 @@ DeviceParams map_export(const nbd::ExportInfo& info, const MappingOptions& optio
     return out;
 }
 
+std::string recovery_mismatch(const P::ublk_params& device, const DeviceParams& now) {
+    const P::ublk_param_basic& d = device.basic;
+    const P::ublk_param_basic& n = now.params.basic;
+    if (n.dev_sectors < d.dev_sectors)
+        return "the export (" + std::to_string(n.dev_sectors << 9) + " bytes) is smaller than the device (" +
+               std::to_string(d.dev_sectors << 9) + " bytes)";
+    if (n.logical_bs_shift != d.logical_bs_shift)
+        return "the export's block size is " + std::to_string(1u << n.logical_bs_shift) + ", the device's " +
+               std::to_string(1u << d.logical_bs_shift);
+    if (n.max_sectors < d.max_sectors) return "the server's maximum request is smaller than the device's";
+    const struct {
+        uint32_t attr;
+        const char* lost;
+    } attrs[] = {{P::UBLK_ATTR_VOLATILE_CACHE, "FLUSH"}, {P::UBLK_ATTR_FUA, "FUA"}};
+    for (const auto& a : attrs)
+        if ((d.attrs & a.attr) && !(n.attrs & a.attr)) return std::string("the server no longer offers ") + a.lost;
+    if ((n.attrs & P::UBLK_ATTR_READ_ONLY) && !(d.attrs & P::UBLK_ATTR_READ_ONLY)) return "the export is read-only now";
+    const bool had_discard = device.types & P::UBLK_PARAM_TYPE_DISCARD;
+    const bool has_discard = now.params.types & P::UBLK_PARAM_TYPE_DISCARD;
+    if (had_discard && device.discard.max_discard_sectors > 0 &&
+        (!has_discard || now.params.discard.max_discard_sectors == 0))
+        return "the server no longer offers TRIM";
+    if (had_discard && device.discard.max_write_zeroes_sectors > 0 &&
+        (!has_discard || now.params.discard.max_write_zeroes_sectors == 0))
+        return "the server no longer offers WRITE_ZEROES";
+    return {};
+}
+
 }  // namespace unbd::ublk

@@ -36,6 +36,13 @@ struct DeviceParams {
 // larger than a page, not a power of two, size smaller than one block).
 DeviceParams map_export(const nbd::ExportInfo& info, const MappingOptions& options);
 
+// Recovery: the device already exists with `device` parameters (GET_PARAMS);
+// the export, mapped again, gave `now`. "" when a new daemon may serve the
+// device as it is, else one line saying what no longer fits (the export
+// shrank, turned read-only, lost FLUSH/FUA/TRIM/WRITE_ZEROES, another block
+// size). A grown export is fine: the device keeps its size. Pure.
+std::string recovery_mismatch(const proto::ublk::ublk_params& device, const DeviceParams& now);
+
 // Which NBD commands the device may send, derived from the same flags, so
 // the queue refuses anything the device was told not to issue.
 struct CommandSupport {

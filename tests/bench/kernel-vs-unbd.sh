@@ -45,6 +45,7 @@ fi
 # ---- in the guest ----
 export UNBD_SOURCE_DIR=$source_dir UNBD_BUILD_DIR=$(dirname "$UNBD")
 . "$source_dir/tests/functions.sh"
+. "$here/lib.sh"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 runtime=$UNBD_BENCH_RUNTIME queues=$UNBD_BENCH_QUEUES
 results=$TESTDIR/results
@@ -61,18 +62,6 @@ else
   uri="nbd://127.0.0.1:$port/"
   nbd_client_target=(127.0.0.1 "$port")
 fi
-
-# name fio-args...: one workload; appends "client name iops mibs" to results.
-workload() {
-  local name=$1; shift
-  fio --name="$name" --filename="$target" --ioengine=io_uring --direct=1 \
-    --time_based --runtime="$runtime" --ramp_time=1 --group_reporting \
-    --output-format=json "$@" >"$TESTDIR/fio.json" || fail "fio $name on $target ($client)"
-  jq -r --arg c "$client" --arg n "$name" '.jobs[0] as $j
-    | (if $j.read.io_bytes > 0 then $j.read else $j.write end) as $d
-    | "\($c) \($n) \($d.iops) \($d.bw_bytes / 1048576)"' "$TESTDIR/fio.json" >>"$results"
-  tail -1 "$results"
-}
 
 # The three devices stay attached together; every workload runs on each
 # client in turn, BENCH_ROUNDS times, so drift on a busy host hits all alike.
@@ -100,11 +89,7 @@ dev_of[kernel]=/dev/nbd0
 echo "== kernel: /dev/nbd0, nbd-client -C $queues ($(cat /sys/block/nbd0/queue/nr_requests 2>/dev/null) requests/queue)"
 
 # Fill the export once so reads return data, not holes.
-dd if=/dev/urandom of="$TESTDIR/chunk" bs=1M count=16 status=none
-size_mib=$(($(blockdev --getsize64 "${dev_of[unbd-zc]}") >> 20))
-for ((off = 0; off < size_mib; off += 16)); do
-  dd if="$TESTDIR/chunk" of="${dev_of[unbd-zc]}" bs=1M seek=$off conv=notrunc oflag=direct status=none
-done
+fill_device "${dev_of[unbd-zc]}"
 
 each_client() {
   for client in unbd-zc unbd-copy kernel; do
