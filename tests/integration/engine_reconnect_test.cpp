@@ -352,3 +352,25 @@ TEST_CASE("reconnect: an export that changed unsafely fails I/O and says what ch
     REQUIRE(e.wait_connected(20s));
     CHECK(e.run({.op = BlockOp::Read, .length = 4096}) == 4096);
 }
+
+TEST_CASE("durability: disconnecting flushes what the log holds first (detach, daemon hand-over)") {
+    DiskFile disk(kDisk);
+    NbdkitProcess server({"--filter=cache", "file", disk.path, "cache=writeback"});
+    {
+        ResilientEngine e(server.uri(), {});
+        for (std::size_t i = 0; i < 16; ++i) {
+            fill_pattern(e.fe->buffer(0).data(), 4096, 700 + i);
+            REQUIRE(e.run({.op = BlockOp::Write, .offset = i * 4096, .length = 4096}) == 4096);
+        }
+        CHECK(e.log->has_unflushed());
+        REQUIRE(e.fe->disconnect());
+        CHECK_FALSE(e.log->has_unflushed());
+        CHECK(e.fe->link().stats().own_flushes == 1);
+    }
+    server.restart();  // the writeback cache is gone; the file must have it all
+    Oracle o(server.uri());
+    for (std::size_t i = 0; i < 16; ++i) {
+        const auto data = o.pread(i * 4096, 4096);
+        CHECK_MESSAGE(check_pattern(data.data(), 4096, 700 + i), "block " << i);
+    }
+}
