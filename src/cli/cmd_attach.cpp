@@ -45,6 +45,7 @@ struct AttachArgs {
     std::string durability;
     std::string log_size = "64M";
     std::string on_daemon_loss = "hold";
+    std::string resize_check = "0";
     bool foreground = false;
     bool json = false;
 };
@@ -246,6 +247,9 @@ void add_attach_command(CLI::App& app) {
     cmd->add_option("--on-daemon-loss", args->on_daemon_loss,
                     "when the daemon dies: hold I/O until `unbd recover` (default), or fail it at once (6.13+)")
         ->check(CLI::IsMember({"hold", "fail"}));
+    cmd->add_option("--resize-check", args->resize_check,
+                    "every SECS, ask the server for the export's size and grow the device when it grew (6.16+; "
+                    "default 0 = off; see unbd resize)");
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");
     cmd->callback([args] {
@@ -255,6 +259,7 @@ void add_attach_command(CLI::App& app) {
         args->options.reconnect_timeout = parse_seconds(args->reconnect_timeout, "--reconnect-timeout", true);
         if (!args->durability.empty()) args->options.durability = nbd::parse_durability(args->durability);
         args->options.durability_log_bytes = parse_size(args->log_size, "--durability-log-size");
+        args->options.resize_check = parse_seconds(args->resize_check, "--resize-check", false).value();
         args->options.on_daemon_loss = args->on_daemon_loss == "fail" ? daemon::DaemonLoss::Fail : daemon::DaemonLoss::Hold;
         if (recoverable_with_same_uri(args->options)) {
             std::fprintf(stderr, "unbd: device %u is waiting for a daemon: recovering it\n", *args->options.dev_id);

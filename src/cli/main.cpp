@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     unbd::cli::add_list_command(app);
     unbd::cli::add_recover_command(app);
     unbd::cli::add_restart_command(app);
+    unbd::cli::add_resize_command(app);
 
     try {
         app.parse(argc, argv);

@@ -51,6 +51,7 @@ AttachOptions recovery_options(const DeviceState& state) {
     o.durability = nbd::parse_durability(state.durability);
     o.durability_log_bytes = state.durability_log_bytes;
     o.on_daemon_loss = state.on_daemon_loss == "fail" ? DaemonLoss::Fail : DaemonLoss::Hold;
+    o.resize_check = std::chrono::milliseconds(state.resize_check_ms);
     o.recover = true;
     return o;
 }

@@ -45,6 +45,7 @@ struct AttachOptions {
     std::optional<nbd::Durability> durability;                   // default: replay when the server has FLUSH
     uint64_t durability_log_bytes = 64ull << 20;                 // per device
     DaemonLoss on_daemon_loss = DaemonLoss::Hold;
+    std::chrono::milliseconds resize_check{0};                   // --resize-check; 0 = off
     // Serve the existing, quiesced device dev_id instead of making one
     // (`unbd recover`); queues, depth and zero copy come from the device.
     bool recover = false;

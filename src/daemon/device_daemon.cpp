@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/wait.h"
+#include "daemon/resize.h"
 #include "proto/ublk_uapi.h"
 
 namespace unbd::daemon {
@@ -40,6 +41,7 @@ void block_stop_signals() {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -109,6 +111,7 @@ DeviceState DeviceDaemon::start() {
         qc.reconnect.log = log_.get();
         qc.reconnect.redialer = redialer_.get();
         qc.reconnect.index = q;
+        qc.export_size = &export_size_;
         queues_.push_back(std::make_unique<ublk::Queue>(qc, std::move(plan_.connections[q].socket)));
         queues_.back()->start(gate);
     }
@@ -141,12 +144,14 @@ DeviceState DeviceDaemon::start() {
     state_.reconnect_timeout_ms = plan_.options.reconnect_timeout ? plan_.options.reconnect_timeout->count() : -1;
     state_.durability_log_bytes = plan_.options.durability_log_bytes;
     state_.on_daemon_loss = plan_.options.on_daemon_loss == DaemonLoss::Fail ? "fail" : "hold";
+    state_.resize_check_ms = plan_.options.resize_check.count();
     write_state(state_);
     spdlog::info("{} is live: {} queues x {} deep, zero copy {}", state_.dev, nq, state_.depth, state_.zero_copy);
     return state_;
 }
 
 void DeviceDaemon::start_reconnect_machinery() {
+    export_size_ = plan_.params.size_bytes;
     if (plan_.durability != nbd::Durability::TrustServer)
         log_ = std::make_unique<nbd::DurabilityLog>(plan_.durability, plan_.options.durability_log_bytes);
     nbd::RedialOptions ro;
@@ -157,6 +162,7 @@ void DeviceDaemon::start_reconnect_machinery() {
     ro.connect.handshake_timeout = std::min<std::chrono::milliseconds>(ro.connect.handshake_timeout, 5s);
     ro.connections = static_cast<unsigned>(plan_.connections.size());
     ro.reference = plan_.connections.front().info;
+    ro.export_size = &export_size_;
     ro.reconnect_timeout = plan_.options.reconnect_timeout;
     if (plan_.options.io_timeout.count() > 0) ro.replay_timeout = plan_.options.io_timeout;
     redialer_ = std::make_unique<nbd::Redialer>(std::move(ro), log_.get());
@@ -200,6 +206,7 @@ ublk::DevInfo DeviceDaemon::create_device() {
                                                                         : P::UBLK_F_USER_RECOVERY_REISSUE;
         if (features & P::UBLK_F_QUIESCE) want.flags |= P::UBLK_F_QUIESCE;
     }
+    if (features & P::UBLK_F_UPDATE_SIZE) want.flags |= P::UBLK_F_UPDATE_SIZE;
     ublk::DevInfo got{};
     try {
         got = control_->add(want);
@@ -239,11 +246,31 @@ bool DeviceDaemon::run_until_stopped() {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     bool queues_failed = false;
+    const auto check_every = plan_.options.resize_check;
+    if (check_every.count() > 0) next_resize_check_ = std::chrono::steady_clock::now() + check_every;
     for (;;) {
         publish_health();
+        const auto now = std::chrono::steady_clock::now();
+        // A reconnect's handshake saw the export grow: follow it.
+        if (redialer_) {
+            const uint64_t seen = redialer_->status().export_size;
+            if (seen != handled_export_size_ && seen >= export_size_.load() + state_.logical_block_size)
+                resize(false, "a reconnect saw the export grow");
+            handled_export_size_ = seen;
+        }
+        if (check_every.count() > 0 && now >= next_resize_check_) {
+            next_resize_check_ = now + check_every;
+            resize(false, "--resize-check");
+        }
         timespec ts{1, 0};
-        const int sig = ::sigtimedwait(&set, nullptr, &ts);
+        siginfo_t info{};
+        const int sig = ::sigtimedwait(&set, &info, &ts);
+        if (sig == SIGUSR2) {
+            resize(info.si_code == SI_QUEUE && (info.si_value.sival_int & 1), "unbd resize");
+            continue;
+        }
         if (sig == SIGUSR1) {
             if (hand_over()) return true;
             continue;
@@ -290,6 +317,42 @@ bool DeviceDaemon::hand_over() {
     device_.reset();
     spdlog::info("device {} is quiesced; this daemon exits", id);
     return true;
+}
+
+void DeviceDaemon::resize(bool allow_shrink, const char* why) {
+    ResizeDecision d;
+    try {
+        nbd::ConnectOptions co = plan_.connect;
+        co.connect_timeout = co.handshake_timeout = 10s;
+        const nbd::Connection side = nbd::connect_export(plan_.uri, co);
+        d = decide_resize(export_size_.load(), side.info.size, state_.logical_block_size, allow_shrink);
+        if (d.action == ResizeDecision::Action::Grow || d.action == ResizeDecision::Action::Shrink) {
+            if ((plan_.features & P::UBLK_F_UPDATE_SIZE) == 0)
+                throw Error("this kernel cannot resize a ublk device (UBLK_F_UPDATE_SIZE, Linux 6.16 or newer)");
+            // Growing: the sessions accept the new range before the kernel
+            // can send it. Shrinking: the other way round.
+            if (d.action == ResizeDecision::Action::Grow) export_size_ = d.new_bytes;
+            control_->update_size(device_->id(), d.new_bytes >> 9);
+            export_size_ = d.new_bytes;
+            state_.size_bytes = d.new_bytes;
+            spdlog::info("{} ({}): {}", state_.dev, why, d.message);
+        } else if (d.action == ResizeDecision::Action::Refuse) {
+            spdlog::warn("{} ({}): {}", state_.dev, why, d.message);
+        }
+    } catch (const std::exception& e) {
+        export_size_ = state_.size_bytes;
+        d.action = ResizeDecision::Action::Refuse;
+        d.message = std::string("resize failed: ") + e.what();
+        spdlog::error("{} ({}): {}", state_.dev, why, d.message);
+    }
+    ++state_.resize_seq;
+    state_.resize_ok = d.action != ResizeDecision::Action::Refuse;
+    state_.resize_result = d.message;
+    try {
+        write_state(state_);
+    } catch (const std::exception& e) {
+        spdlog::warn("cannot update the state file: {}", e.what());
+    }
 }
 
 void DeviceDaemon::stop_queues() noexcept {

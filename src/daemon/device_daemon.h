@@ -35,6 +35,8 @@
 // e.g. a cache flush, that still needs the connections.)
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -72,6 +74,9 @@ private:
     ublk::DevInfo create_device();
     ublk::DevInfo begin_recovery();
     bool hand_over();
+    // Renegotiates on a side connection and resizes the device to the
+    // export (daemon/resize.h); records the outcome in the state file.
+    void resize(bool allow_shrink, const char* why);
     void publish_health();
 
     AttachPlan plan_;
@@ -82,6 +87,9 @@ private:
     std::unique_ptr<nbd::Redialer> redialer_;
     std::vector<std::unique_ptr<ublk::Queue>> queues_;
     DeviceState state_;
+    std::atomic<uint64_t> export_size_{0};  // the device's bytes, read by the queues' sessions
+    std::chrono::steady_clock::time_point next_resize_check_{};
+    uint64_t handled_export_size_ = 0;  // the Redialer's last export size acted on
     bool stopped_ = false;
     bool recovering_ = false;  // between START_ and END_USER_RECOVERY
 };

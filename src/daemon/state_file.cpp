@@ -37,7 +37,9 @@ nlohmann::json DeviceState::to_json() const {
                             {"io_timeout_ms", io_timeout_ms},
                             {"reconnect_timeout_ms", reconnect_timeout_ms},
                             {"durability_log_bytes", durability_log_bytes},
-                            {"on_daemon_loss", on_daemon_loss}}}};
+                            {"on_daemon_loss", on_daemon_loss},
+                            {"resize_check_ms", resize_check_ms}}},
+                          {"resize", {{"seq", resize_seq}, {"ok", resize_ok}, {"result", resize_result}}}};
 }
 
 DeviceState DeviceState::from_json(const nlohmann::json& j) {
@@ -66,6 +68,11 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.reconnect_timeout_ms = o.value("reconnect_timeout_ms", int64_t{300'000});
     s.durability_log_bytes = o.value("durability_log_bytes", uint64_t{64} << 20);
     s.on_daemon_loss = o.value("on_daemon_loss", "hold");
+    s.resize_check_ms = o.value("resize_check_ms", int64_t{0});
+    const nlohmann::json r = j.value("resize", nlohmann::json::object());
+    s.resize_seq = r.value("seq", uint64_t{0});
+    s.resize_ok = r.value("ok", true);
+    s.resize_result = r.value("result", "");
     return s;
 }
 

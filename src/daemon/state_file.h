@@ -41,6 +41,11 @@ struct DeviceState {
     int64_t reconnect_timeout_ms = 300'000;  // -1: infinite
     uint64_t durability_log_bytes = 64ull << 20;
     std::string on_daemon_loss = "hold";     // hold / fail
+    int64_t resize_check_ms = 0;             // 0: off
+    // The last resize (`unbd resize` waits for resize_seq to change).
+    uint64_t resize_seq = 0;
+    bool resize_ok = true;
+    std::string resize_result;
 
     // The object `attach --json` prints and the file holds.
     nlohmann::json to_json() const;

@@ -32,7 +32,8 @@ double seconds_since(Redialer::Clock::time_point t) {
 }  // namespace
 
 Redialer::Redialer(RedialOptions options, DurabilityLog* log)
-    : options_(std::move(options)), log_(log), boxes_(options_.connections) {
+    : options_(std::move(options)), log_(log), boxes_(options_.connections),
+      export_size_seen_(options_.reference.size) {
     for (auto& b : boxes_) {
         b.wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!b.wake) throw Error(errno_text("cannot create an eventfd", errno), errno);
@@ -106,6 +107,7 @@ RedialStatus Redialer::status() const {
     {
         std::lock_guard lock(mutex_);
         s.reconnects = reconnects_;
+        s.export_size = export_size_seen_;
         s.last_failure = last_failure_;
         s.health = outage_ ? LinkHealth::Reconnecting : LinkHealth::Connected;
     }
@@ -124,9 +126,11 @@ bool Redialer::wait_all_parked() {
 // Connects every connection and checks each export against the device's.
 std::vector<Connection> Redialer::connect_all() {
     std::vector<Connection> conns;
+    ExportInfo reference = options_.reference;
+    if (options_.export_size) reference.size = options_.export_size->load();
     for (unsigned i = 0; i < options_.connections; ++i) {
         conns.push_back(connect_export(options_.uri, options_.connect));
-        const ExportChange c = compare_exports(options_.reference, conns.back().info, options_.connections > 1);
+        const ExportChange c = compare_exports(reference, conns.back().info, options_.connections > 1);
         if (!c.unsafe.empty()) {
             fail_now_ = true;  // held I/O cannot go anywhere: fail it now
             throw Error("cannot resume " + options_.uri.to_string() + ": " + c.unsafe +
@@ -134,6 +138,8 @@ std::vector<Connection> Redialer::connect_all() {
         }
         if (!c.note.empty() && i == 0) spdlog::warn("{}: {}", options_.uri.to_string(), c.note);
     }
+    std::lock_guard lock(mutex_);
+    export_size_seen_ = conns.front().info.size;
     return conns;
 }
 

@@ -49,6 +49,7 @@ struct RedialOptions {
     ConnectOptions connect;
     unsigned connections = 1;
     ExportInfo reference;  // what the device was made from
+    const std::atomic<uint64_t>* export_size = nullptr;  // the device's size now (resize), if it can change
     // Holding I/O while reconnecting: 0 = fail at once; nullopt = forever.
     std::optional<std::chrono::milliseconds> reconnect_timeout = std::chrono::seconds(300);
     std::chrono::milliseconds replay_timeout{30'000};
@@ -62,6 +63,7 @@ struct RedialStatus {
     LinkHealth health = LinkHealth::Connected;
     uint64_t reconnects = 0;
     std::string last_failure;  // one line; "" when nothing failed yet
+    uint64_t export_size = 0;  // as the last (re)connection's handshake said
 };
 
 class Redialer {
@@ -114,6 +116,7 @@ private:
     bool outage_ = false;
     std::string last_failure_;
     uint64_t reconnects_ = 0;
+    uint64_t export_size_seen_ = 0;
     std::atomic<bool> fail_now_{false};                 // export changed, or stopped
     std::atomic<int64_t> outage_start_{0};              // Clock ticks; 0 = none
     std::thread thread_;

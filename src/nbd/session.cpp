@@ -101,7 +101,8 @@ int Session::validate(const BlockRequest& r) const {
     if (r.length == 0) return -EINVAL;
     const uint32_t min = std::max<uint32_t>(1, info_.block_size_min);
     if (r.offset % min != 0 || r.length % min != 0) return -EINVAL;
-    if (r.offset > info_.size || r.length > info_.size - r.offset) return -EINVAL;
+    const uint64_t size = opt_.export_size ? opt_.export_size->load(std::memory_order_relaxed) : info_.size;
+    if (r.offset > size || r.length > size - r.offset) return -EINVAL;
     return 0;
 }
 

@@ -41,6 +41,7 @@
 // when idle() (the owner keeps reaping CQEs until then).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <sys/socket.h>
@@ -69,6 +70,9 @@ struct SessionOptions {
     uint8_t instance = 0;            // user_data instance byte (several sessions on one ring)
     unsigned max_chain_sqes = 64;    // cap on one link chain (must fit the SQ)
     std::function<void(uint16_t tag, int result)> on_complete;  // bytes or -errno
+    // When set, the export's current size in bytes (the device may be
+    // resized while sessions live); otherwise the handshake's size.
+    const std::atomic<uint64_t>* export_size = nullptr;
 };
 
 // Counters for tests, benchmarks and `unbd stats`.

@@ -200,6 +200,10 @@ int ControlDevice::quiesce(uint32_t dev_id, uint32_t timeout_ms) noexcept {
     }
 }
 
+void ControlDevice::update_size(uint32_t dev_id, uint64_t sectors) {
+    run_checked(P::UBLK_U_CMD_UPDATE_SIZE, dev_id, nullptr, 0, sectors, 10s, "UPDATE_SIZE");
+}
+
 Device::~Device() {
     if (!owned_) return;
     // Best effort: STOP may fail on a never-started device; DEL still works.

@@ -59,6 +59,8 @@ public:
     // quiesced and its FETCHes aborted; the device waits for a new daemon.
     // -errno (-EBUSY: I/O stayed in flight past timeout_ms).
     int quiesce(uint32_t dev_id, uint32_t timeout_ms) noexcept;
+    // UPDATE_SIZE (UBLK_F_UPDATE_SIZE, 6.16): the disk's new capacity.
+    void update_size(uint32_t dev_id, uint64_t sectors);
 
 private:
     int run(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,

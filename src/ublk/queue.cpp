@@ -90,6 +90,7 @@ public:
             so.buffer_base = [this](uint16_t tag) { return reinterpret_cast<uint64_t>(buffer(tag)); };
         }
         so.payload_ops = cfg.zero_copy.payload;
+        so.export_size = cfg.export_size;
         so.on_complete = [this](uint16_t tag, int result) { on_complete(tag, result); };
         link_ = std::make_unique<nbd::ReconnectingSession>(ring_, nbd::Connection{std::move(socket), cfg.info},
                                                            std::move(so), cfg.reconnect);

@@ -65,6 +65,7 @@ struct QueueConfig {
     CommandSupport commands;
     nbd::ExportInfo info;               // of this queue's own connection
     nbd::ReconnectOptions reconnect;    // redialer, durability log, io timeout
+    const std::atomic<uint64_t>* export_size = nullptr;  // the device's bytes now (resize)
 };
 
 class Queue {

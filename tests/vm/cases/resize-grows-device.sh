@@ -1,0 +1,51 @@
+#!/bin/bash
+# An export that grows: `unbd resize` grows the device (UPDATE_SIZE), a
+# mounted ext4 is grown online with resize2fs and its new space is used,
+# data written before and after reads back; a shrink is refused and leaves
+# the device as it was; --resize-check notices a growth on its own.
+. "$(dirname "$0")/../lib.sh"
+
+img=$TESTDIR/disk.img
+truncate -s 64M "$img"
+serve_unix disk file "$img"
+attach "$URI" -q 2 --resize-check 2
+[ "$(blockdev --getsize64 "$DEV")" = $((64 << 20)) ] || fail "device is not 64 MiB"
+
+mkfs.ext4 -q -F "$DEV" || fail "mkfs.ext4"
+mnt=$TESTDIR/mnt
+mkdir -p "$mnt"
+mount "$DEV" "$mnt" || fail "mount"
+cleanup_fn "umount -l '$mnt' 2>/dev/null"
+head -c 20M /dev/urandom >"$TESTDIR/before"
+cp "$TESTDIR/before" "$mnt/before" && sync || fail "writing before the resize"
+
+truncate -s 160M "$img"
+"$UNBD" resize "$ID" >"$TESTDIR/resize.out" 2>&1 || { cat "$TESTDIR/resize.out" >&2; fail "unbd resize"; }
+grep -q "grew from" "$TESTDIR/resize.out" || fail "unbd resize said: $(cat "$TESTDIR/resize.out")"
+[ "$(blockdev --getsize64 "$DEV")" = $((160 << 20)) ] || fail "device is $(blockdev --getsize64 "$DEV") bytes after growing to 160 MiB"
+[ "$(device_field size_bytes)" = $((160 << 20)) ] || fail "unbd list still says size $(device_field size_bytes)"
+resize2fs "$DEV" >"$TESTDIR/resize2fs.out" 2>&1 || { cat "$TESTDIR/resize2fs.out" >&2; fail "online resize2fs"; }
+avail=$(df -k --output=avail "$mnt" | tail -1)
+[ "$avail" -gt $((100 * 1024)) ] || fail "ext4 did not grow: ${avail} KiB available"
+head -c 90M /dev/urandom >"$TESTDIR/after"
+cp "$TESTDIR/after" "$mnt/after" && sync || fail "using the new space"
+echo 3 >/proc/sys/vm/drop_caches
+cmp -s "$TESTDIR/before" "$mnt/before" || fail "the file written before the resize differs"
+cmp -s "$TESTDIR/after" "$mnt/after" || fail "the file written into the new space differs"
+
+# A shrink is refused, and nothing changes.
+truncate -s 128M "$img"
+expect_fail "a shrunk export" "$UNBD" resize "$ID"
+grep -q "shrank" "$STDERR" || fail "the refusal does not say the export shrank: $(cat "$STDERR")"
+[ "$(blockdev --getsize64 "$DEV")" = $((160 << 20)) ] || fail "a refused shrink changed the device"
+truncate -s 160M "$img"
+
+# --resize-check 2: a growth is noticed without asking.
+truncate -s 192M "$img"
+wait_until 20 '[ "$(blockdev --getsize64 "$DEV")" = $((192 << 20)) ]' ||
+  fail "--resize-check did not grow the device within 20 s ($(blockdev --getsize64 "$DEV") bytes)"
+echo "--resize-check grew the device after $WAITED s"
+umount "$mnt" || fail "umount"
+fsck.ext4 -fn "$DEV" >"$TESTDIR/fsck.out" 2>&1 || { cat "$TESTDIR/fsck.out" >&2; fail "fsck after resizing"; }
+detach "$ID"
+expect_no_devices
