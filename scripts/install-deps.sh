@@ -9,6 +9,8 @@ packages=(
   # tests: real servers, the libnbd oracle, block tools
   nbdkit libnbd-bin python3-libnbd qemu-utils nbd-server nbd-client fio
   e2fsprogs util-linux procps iproute2 psmisc jq
+  # tests: the systemd unit (systemd-analyze verify)
+  systemd
   # the test VM (tests/vm): qemu under TCG, busybox initramfs, depmod
   qemu-system-x86 busybox-static kmod xz-utils file
 )

@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/wait.h"
 #include "daemon/resize.h"
+#include "daemon/sd_notify.h"
 #include "proto/ublk_uapi.h"
 
 namespace unbd::daemon {
@@ -147,6 +148,9 @@ DeviceState DeviceDaemon::start() {
     state_.resize_check_ms = plan_.options.resize_check.count();
     write_state(state_);
     spdlog::info("{} is live: {} queues x {} deep, zero copy {}", state_.dev, nq, state_.depth, state_.zero_copy);
+    // Only now: a unit ordered after us may mount the device.
+    notify_systemd("READY=1\nMAINPID=" + std::to_string(::getpid()) + "\nSTATUS=" + state_.dev + " is live (" +
+                   state_.uri + ")");
     return state_;
 }
 
@@ -176,6 +180,8 @@ void DeviceDaemon::publish_health() {
     const std::string health = nbd::name(st.health);
     if (health == state_.connection && st.reconnects == state_.reconnects && st.last_failure == state_.last_failure)
         return;
+    notify_systemd("STATUS=" + state_.dev + " " + health +
+                   (st.last_failure.empty() ? std::string() : " (last failure: " + st.last_failure + ")"));
     state_.connection = health;
     state_.reconnects = st.reconnects;
     state_.last_failure = st.last_failure;
@@ -363,6 +369,7 @@ void DeviceDaemon::stop_queues() noexcept {
 
 void DeviceDaemon::shutdown() {
     stopped_ = true;
+    notify_systemd("STOPPING=1\nSTATUS=detaching");
     // 0. Held I/O fails from now on: nothing waits for a lost server.
     if (redialer_) redialer_->stop();
     if (!device_) {
