@@ -116,13 +116,14 @@ std::string recovery_mismatch(const P::ublk_params& device, const DeviceParams& 
         return "the export's block size is " + std::to_string(1u << n.logical_bs_shift) + ", the device's " +
                std::to_string(1u << d.logical_bs_shift);
     if (n.max_sectors < d.max_sectors) return "the server's maximum request is smaller than the device's";
+    // Read-only first: it also takes FLUSH and FUA away, but is the cause.
+    if ((n.attrs & P::UBLK_ATTR_READ_ONLY) && !(d.attrs & P::UBLK_ATTR_READ_ONLY)) return "the export is read-only now";
     const struct {
         uint32_t attr;
         const char* lost;
     } attrs[] = {{P::UBLK_ATTR_VOLATILE_CACHE, "FLUSH"}, {P::UBLK_ATTR_FUA, "FUA"}};
     for (const auto& a : attrs)
         if ((d.attrs & a.attr) && !(n.attrs & a.attr)) return std::string("the server no longer offers ") + a.lost;
-    if ((n.attrs & P::UBLK_ATTR_READ_ONLY) && !(d.attrs & P::UBLK_ATTR_READ_ONLY)) return "the export is read-only now";
     const bool had_discard = device.types & P::UBLK_PARAM_TYPE_DISCARD;
     const bool has_discard = now.params.types & P::UBLK_PARAM_TYPE_DISCARD;
     if (had_discard && device.discard.max_discard_sectors > 0 &&

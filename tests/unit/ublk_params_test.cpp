@@ -113,3 +113,24 @@ TEST_CASE("ublk params: exports that cannot be a block device are refused") {
     CHECK_THROWS_AS(ublk::map_export(odd, {}), Error);
     CHECK_THROWS_AS(ublk::map_export(export_with(0, 100), {}), Error);
 }
+
+TEST_CASE("ublk params: recovery accepts the same or a grown export, and says what no longer fits") {
+    const uint16_t all = proto::kFlagSendFlush | proto::kFlagSendFua | proto::kFlagSendTrim |
+                         proto::kFlagSendWriteZeroes;
+    const auto device = ublk::map_export(export_with(all), {}).params;
+    CHECK(ublk::recovery_mismatch(device, ublk::map_export(export_with(all), {})) == "");
+    CHECK(ublk::recovery_mismatch(device, ublk::map_export(export_with(all, 2ull << 30), {})) == "");
+    CHECK(ublk::recovery_mismatch(device, ublk::map_export(export_with(all, 1 << 29), {})) ==
+          "the export (536870912 bytes) is smaller than the device (1073741824 bytes)");
+    CHECK(ublk::recovery_mismatch(device, ublk::map_export(export_with(all & ~proto::kFlagSendFua), {})) ==
+          "the server no longer offers FUA");
+    CHECK(ublk::recovery_mismatch(device, ublk::map_export(export_with(all & ~proto::kFlagSendTrim), {})) ==
+          "the server no longer offers TRIM");
+    CHECK(ublk::recovery_mismatch(device, ublk::map_export(export_with(all | proto::kFlagReadOnly), {})) ==
+          "the export is read-only now");
+    auto big_blocks = export_with(all);
+    big_blocks.block_size_advertised = true;
+    big_blocks.block_size_min = 4096;
+    CHECK(ublk::recovery_mismatch(device, ublk::map_export(big_blocks, {})) ==
+          "the export's block size is 4096, the device's 512");
+}
