@@ -17,25 +17,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 
 if [ "${UNBD_VM_GUEST:-0}" != 1 ]; then
-  : "${UNBD:=$source_dir/build/default/unbd}"
-  UNBD=$(realpath "$UNBD")
-  [ -x "$UNBD" ] || { echo "durability-log-cost: $UNBD not built" >&2; exit 1; }
-  export UNBD UNBD_VM_MEM=${UNBD_VM_MEM:-2G} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-1500}
-  export UNBD_BENCH_RUNTIME=${BENCH_RUNTIME:-10} UNBD_BENCH_ROUNDS=${BENCH_ROUNDS:-3}
-  export UNBD_BENCH_QUEUES=${BENCH_QUEUES:-2} UNBD_BENCH_SIZE=${BENCH_SIZE:-256M}
+  BENCH_ROUNDS=${BENCH_ROUNDS:-3} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-1500}
+  bench_host durability-log-cost
   exec "$source_dir/tests/vm/run" -- bash "$here/durability-log-cost.sh"
 fi
 
 # ---- in the guest ----
-export UNBD_SOURCE_DIR=$source_dir UNBD_BUILD_DIR=$(dirname "$UNBD")
-. "$source_dir/tests/functions.sh"
-. "$here/lib.sh"
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-runtime=$UNBD_BENCH_RUNTIME queues=$UNBD_BENCH_QUEUES
-results=$TESTDIR/results
-: >"$results"
+bench_guest
 export UNBD_STATE_DIR=$TESTDIR/state
 
 port=$(pick_port)

@@ -23,15 +23,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 
 if [ "${UNBD_VM_GUEST:-0}" != 1 ]; then
-  : "${UNBD:=$source_dir/build/default/unbd}"
-  UNBD=$(realpath "$UNBD")
-  [ -x "$UNBD" ] || { echo "kernel-vs-unbd: $UNBD not built" >&2; exit 1; }
-  export UNBD UNBD_VM_MEM=${UNBD_VM_MEM:-2G} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-900}
-  export UNBD_BENCH_RUNTIME=${BENCH_RUNTIME:-10} UNBD_BENCH_QUEUES=${BENCH_QUEUES:-2}
-  export UNBD_BENCH_ROUNDS=${BENCH_ROUNDS:-1}
-  export UNBD_BENCH_SIZE=${BENCH_SIZE:-256M} UNBD_BENCH_TRANSPORT=${BENCH_TRANSPORT:-tcp}
+  bench_host kernel-vs-unbd
   [ -n "${BENCH_OUT:-}" ] || exec "$source_dir/tests/vm/run" -- bash "$here/kernel-vs-unbd.sh"
   # The guest's writes stay in the guest: keep the table from its output.
   log=$(mktemp)
@@ -43,13 +38,7 @@ if [ "${UNBD_VM_GUEST:-0}" != 1 ]; then
 fi
 
 # ---- in the guest ----
-export UNBD_SOURCE_DIR=$source_dir UNBD_BUILD_DIR=$(dirname "$UNBD")
-. "$source_dir/tests/functions.sh"
-. "$here/lib.sh"
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-runtime=$UNBD_BENCH_RUNTIME queues=$UNBD_BENCH_QUEUES
-results=$TESTDIR/results
-: >"$results"
+bench_guest
 
 if [ "$UNBD_BENCH_TRANSPORT" = unix ]; then
   sock=$TESTDIR/bench.sock

@@ -1,5 +1,11 @@
-# Shared by the VM benchmarks (tests/bench/*.sh), sourced in the guest after
-# tests/functions.sh.
+# Shared by the VM benchmarks (tests/bench/*.sh), sourced at their top.
+#
+# On the host:
+#   bench_host NAME             checks $UNBD, exports the UNBD_BENCH_* and
+#                               UNBD_VM_* defaults (BENCH_* from the caller)
+# In the guest:
+#   bench_guest                 sources tests/functions.sh, sets runtime,
+#                               queues and an empty $results
 #
 #   workload NAME FIO-ARGS...   one fio run on $target, appends
 #                               "$client NAME IOPS MiB/s clat-p50-us" to $results
@@ -24,4 +30,23 @@ fill_device() {
   for ((off = 0; off < size_mib; off += 16)); do
     dd if="$TESTDIR/chunk" of="$1" bs=1M seek=$off conv=notrunc oflag=direct status=none
   done
+}
+
+bench_host() {
+  : "${UNBD:=$source_dir/build/default/unbd}"
+  UNBD=$(realpath "$UNBD")
+  [ -x "$UNBD" ] || { echo "$1: $UNBD not built" >&2; exit 1; }
+  export UNBD UNBD_VM_MEM=${UNBD_VM_MEM:-2G} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-900}
+  export UNBD_BENCH_RUNTIME=${BENCH_RUNTIME:-10} UNBD_BENCH_QUEUES=${BENCH_QUEUES:-2}
+  export UNBD_BENCH_ROUNDS=${BENCH_ROUNDS:-1}
+  export UNBD_BENCH_SIZE=${BENCH_SIZE:-256M} UNBD_BENCH_TRANSPORT=${BENCH_TRANSPORT:-tcp}
+}
+
+bench_guest() {
+  export UNBD_SOURCE_DIR=$source_dir UNBD_BUILD_DIR=$(dirname "$UNBD")
+  . "$source_dir/tests/functions.sh"
+  export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+  runtime=$UNBD_BENCH_RUNTIME queues=$UNBD_BENCH_QUEUES
+  results=$TESTDIR/results
+  : >"$results"
 }
