@@ -211,6 +211,7 @@ bool recoverable_with_same_uri(const daemon::AttachOptions& options) {
 
 void launch_daemon(daemon::AttachPlan plan, bool foreground, bool json) {
     for (const auto& w : plan.warnings) std::fprintf(stderr, "unbd: warning: %s\n", w.c_str());
+    if (!log_level_given) spdlog::set_level(spdlog::level::info);
     if (foreground)
         run_foreground(std::move(plan), json);
     else

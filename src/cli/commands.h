@@ -22,6 +22,9 @@ void add_resize_command(CLI::App& app);
 // (or the JSON state). Shared by attach, recover and restart.
 void launch_daemon(daemon::AttachPlan plan, bool foreground, bool json);
 
+// Whether --log-level was given (else daemons log at info).
+inline bool log_level_given = false;
+
 // `attach -n ID` of a device whose daemon died, with the same URI, and
 // `recover`: plans the recovery from the state file. Throws with the reason.
 daemon::AttachPlan plan_recovery(uint32_t id);

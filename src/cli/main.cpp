@@ -14,10 +14,17 @@ int main(int argc, char** argv) {
     CLI::App app{"unbd: NBD exports as local block devices (ublk + io_uring)", "unbd"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "unbd 0.1.0");
-    std::string log_level = "warn";
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+    // Default: warn for commands; device daemons raise it to info, so their
+    // log says when a connection was lost, how long I/O was held, what was
+    // replayed (see launch_daemon).
+    std::string log_level;
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default: warn; info for daemons)")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-    app.parse_complete_callback([&] { spdlog::set_level(spdlog::level::from_str(log_level)); });
+    spdlog::set_level(spdlog::level::warn);
+    app.parse_complete_callback([&] {
+        if (!log_level.empty()) spdlog::set_level(spdlog::level::from_str(log_level));
+        unbd::cli::log_level_given = !log_level.empty();
+    });
 
     unbd::cli::add_info_command(app);
     unbd::cli::add_attach_command(app);
