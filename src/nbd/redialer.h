@@ -53,7 +53,9 @@ struct RedialOptions {
     // Holding I/O while reconnecting: 0 = fail at once; nullopt = forever.
     std::optional<std::chrono::milliseconds> reconnect_timeout = std::chrono::seconds(300);
     std::chrono::milliseconds replay_timeout{30'000};
-    std::chrono::milliseconds backoff_cap{4'000};
+    // Attempts: at once, then 0.25 s doubling to this. A refused or missing
+    // socket costs nothing to retry; a restarted server is back within it.
+    std::chrono::milliseconds backoff_cap{2'000};
 };
 
 enum class LinkHealth : uint8_t { Connected, Reconnecting, Disconnected };
