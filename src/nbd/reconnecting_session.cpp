@@ -216,8 +216,15 @@ void ReconnectingSession::adopt(Connection c) {
     SessionOptions so = session_options_;
     so.queue_depth = static_cast<uint16_t>(own_tag_ + 1);
     so.on_complete = [this](uint16_t tag, int result) { on_session_complete(tag, result); };
-    const uring::Target target = opt_.bind_socket ? opt_.bind_socket(socket_.get()) : uring::Target::plain(socket_.get());
-    session_ = std::make_unique<Session>(ring_, target, socket_.get(), info_, std::move(so));
+    target_ = opt_.bind_socket ? opt_.bind_socket(socket_.get()) : uring::Target::plain(socket_.get());
+    session_ = std::make_unique<Session>(ring_, target_, socket_.get(), info_, std::move(so));
+    // The watch: fires on EOF, reset or error only (POLLHUP/POLLERR are
+    // always reported); it holds no memory of ours, only the file.
+    ++generation_;
+    io_uring_sqe* sqe = ring_.get_sqe();
+    io_uring_prep_poll_add(sqe, target_.fd, POLLRDHUP);
+    if (target_.fixed) sqe->flags |= IOSQE_FIXED_FILE;
+    uring::set_user_data(sqe, user_data(kWatch, generation_));
     if (disc_requested_) session_->disconnect();
     const bool was_lost = lost_reported_;
     lost_reported_ = false;
@@ -274,11 +281,27 @@ void ReconnectingSession::on_wake() {
     }
 }
 
+// The peer closed or reset the connection (or our own shutdown after a
+// failure, or the server closing after NBD_CMD_DISC: both expected).
+void ReconnectingSession::on_watch(uint64_t generation, int res) {
+    if (generation != (generation_ & uring::UserData::kValueMask) || !connected() || disc_requested_) return;
+    if (res < 0) {
+        spdlog::debug("connection {}: watch failed: {}", opt_.index, std::strerror(-res));
+        return;
+    }
+    // With requests out, the reply reader or the send chain sees the end
+    // too, and says more precisely where; otherwise it is ours to tell.
+    peer_gone_ = (res & POLLRDHUP) ? "NBD session: the server closed the connection"
+                                   : "NBD session: the connection was reset";
+}
+
 void ReconnectingSession::prepare_sqes() {
     const auto now = Clock::now();
     for (std::size_t i = 0; i < ready_.size(); ++i) try_finish(ready_[i].first);
     ready_.clear();
+    if (!peer_gone_.empty() && connected() && session_->in_flight() == 0) session_->fail(peer_gone_);
     if (session_ && session_->failed()) {
+        peer_gone_.clear();
         if (!lost_reported_) {
             lost_reported_ = true;
             lost_at_ = now;
@@ -306,6 +329,8 @@ bool ReconnectingSession::handle_cqe(const io_uring_cqe& cqe) {
         on_copy_cqe(static_cast<uint16_t>(ud.value), cqe.res);
     } else if (ud.kind == kWake) {
         on_wake();
+    } else if (ud.kind == kWatch) {
+        on_watch(ud.value, cqe.res);
     } else if (session_) {
         session_->handle_cqe(cqe);
     }

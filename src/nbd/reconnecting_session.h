@@ -2,8 +2,12 @@
 // drives instead of a bare Session. It keeps one connection's Session and
 // adds what must outlive a connection:
 //
-//   detection  EOF, reset and protocol errors come from the Session; here a
-//              request with no reply for io_timeout fails the connection.
+//   detection  EOF, reset and protocol errors come from the Session while
+//              requests are out; an idle connection is watched by a
+//              POLL_ADD(POLLRDHUP) armed once per connection (normal replies
+//              never trigger it), so a server that went away is noticed
+//              without I/O. A request with no reply for io_timeout fails
+//              the connection too.
 //   parking    when the connection fails, its unfinished requests are taken
 //              back (Session::take_unfinished) and held, with new ones, in
 //              arrival order until the Redialer hands over a new connection;
@@ -23,8 +27,9 @@
 // polled on our ring). Without a Redialer a lost connection fails every
 // request with -EIO for good (the behaviour before reconnect existed).
 //
-// user_data: the Session's owner byte and instance; kinds 8 and 9 are ours
-// (the Session uses 1..3).
+// user_data: the Session's owner byte and instance; kinds 8..10 are ours
+// (the Session uses 1..3). The watch carries the connection's generation,
+// so a late CQE from an old connection is ignored.
 //
 // Lifetime: destroy only when idle(): no SQE of ours or the Session's is in
 // the kernel (the owner keeps reaping until then).
@@ -102,7 +107,7 @@ private:
         bool in_session = false;
         bool active = false;
     };
-    enum Kind : uint8_t { kLogCopy = 8, kWake = 9 };
+    enum Kind : uint8_t { kLogCopy = 8, kWake = 9, kWatch = 10 };
 
     uint64_t user_data(Kind kind, uint64_t value) const;
     uint64_t payload_addr(uint16_t tag) const;
@@ -120,6 +125,7 @@ private:
     void send_own_flush();           // on the spare tag
     void arm_wake();
     void on_wake();
+    void on_watch(uint64_t generation, int res);
 
     uring::Ring& ring_;
     SessionOptions session_options_;  // as given by the frontend
@@ -127,6 +133,9 @@ private:
     ExportInfo info_;                 // of the first connection: the device's
     const uint16_t own_tag_;          // == queue depth: our FLUSH
     Fd socket_;
+    uring::Target target_;            // how SQEs name socket_
+    uint64_t generation_ = 0;         // connections adopted so far
+    std::string peer_gone_;           // the watch fired: why, until the Session fails
     std::unique_ptr<Session> session_;
 
     std::vector<Request> reqs_;       // by tag (+ own_tag_)

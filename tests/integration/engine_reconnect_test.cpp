@@ -374,3 +374,19 @@ TEST_CASE("durability: disconnecting flushes what the log holds first (detach, d
         CHECK_MESSAGE(check_pattern(data.data(), 4096, 700 + i), "block " << i);
     }
 }
+
+TEST_CASE("reconnect: an idle connection notices the server went away, and comes back without I/O") {
+    DiskFile disk(kDisk);
+    NbdkitProcess server({"file", disk.path});
+    ResilientEngine e(server.uri(), {});
+    REQUIRE(e.run({.op = BlockOp::Flush}) == 0);
+    server.kill_now();
+    const auto t0 = Clock::now();
+    CHECK(e.fe->run_until([&] { return !e.connected(); }, 5s));
+    MESSAGE("idle loss noticed after " << std::chrono::duration<double>(Clock::now() - t0).count() << " s");
+    CHECK(e.redialer->status().health == nbd::LinkHealth::Reconnecting);
+    server.restart();
+    CHECK(e.wait_connected(10s));
+    CHECK(e.redialer->status().reconnects == 1);
+    CHECK(e.run({.op = BlockOp::Read, .length = 4096}) == 4096);
+}
