@@ -323,6 +323,13 @@ TEST_CASE("io timeout: a stopped server is declared dead; the hold is bounded; i
     REQUIRE(e.wait_connected(20s));
     CHECK(e.run({.op = BlockOp::Read, .length = 4096}) == 4096);
     CHECK(e.redialer->status().health == nbd::LinkHealth::Connected);
+    // A second stall: the same again, and the state says so.
+    server.pause();
+    CHECK(e.run({.op = BlockOp::Read, .length = 4096}, 30s) == -EIO);
+    CHECK(e.redialer->status().health == nbd::LinkHealth::Disconnected);
+    server.resume();
+    REQUIRE(e.wait_connected(20s));
+    CHECK(e.redialer->status().reconnects == 2);
 }
 
 TEST_CASE("reconnect: an export that changed unsafely fails I/O and says what changed") {

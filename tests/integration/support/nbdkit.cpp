@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -94,8 +95,26 @@ void NbdkitProcess::restart(std::optional<std::vector<std::string>> args) {
     spawn();
 }
 
+// SIGSTOP is delivered asynchronously: a thread may still answer a request
+// just after kill() returns. Wait until every thread is stopped ('T').
 void NbdkitProcess::pause() {
-    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGSTOP);
+    const std::string tasks = "/proc/" + std::to_string(pid_) + "/task";
+    for (int i = 0; i < 400; ++i) {
+        bool all_stopped = true;
+        std::error_code ec;
+        for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+            std::ifstream stat(t.path() / "stat");
+            std::string line;
+            std::getline(stat, line);
+            const auto close = line.rfind(')');
+            if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') all_stopped = false;
+        }
+        if (all_stopped) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    throw std::runtime_error("nbdkit did not stop within 2 s of SIGSTOP");
 }
 
 void NbdkitProcess::resume() {
