@@ -325,6 +325,21 @@ bool DeviceDaemon::hand_over() {
     return true;
 }
 
+// A connection keeps the size it negotiated (servers refuse requests past
+// it): before the device grows, every connection is made again, with I/O
+// held meanwhile, and must see at least the new size.
+void DeviceDaemon::renegotiate_for(uint64_t bytes) {
+    const uint64_t before = redialer_->status().connected_times;
+    redialer_->renegotiate();
+    nbd::RedialStatus st;
+    if (!wait_for([&] { return (st = redialer_->status()).connected_times > before; }, 60s, 20ms))
+        throw Error("the connections did not come back within 60 s to learn the new size");
+    handled_export_size_ = st.export_size;
+    if (st.export_size < bytes)
+        throw Error("the new connections see " + std::to_string(st.export_size) + " bytes, not " +
+                    std::to_string(bytes));
+}
+
 void DeviceDaemon::resize(bool allow_shrink, const char* why) {
     ResizeDecision d;
     try {
@@ -335,6 +350,8 @@ void DeviceDaemon::resize(bool allow_shrink, const char* why) {
         if (d.action == ResizeDecision::Action::Grow || d.action == ResizeDecision::Action::Shrink) {
             if ((plan_.features & P::UBLK_F_UPDATE_SIZE) == 0)
                 throw Error("this kernel cannot resize a ublk device (UBLK_F_UPDATE_SIZE, Linux 6.16 or newer)");
+            if (d.action == ResizeDecision::Action::Grow && redialer_->status().export_size < d.new_bytes)
+                renegotiate_for(d.new_bytes);
             // Growing: the sessions accept the new range before the kernel
             // can send it. Shrinking: the other way round.
             if (d.action == ResizeDecision::Action::Grow) export_size_ = d.new_bytes;

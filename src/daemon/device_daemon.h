@@ -77,6 +77,7 @@ private:
     // Renegotiates on a side connection and resizes the device to the
     // export (daemon/resize.h); records the outcome in the state file.
     void resize(bool allow_shrink, const char* why);
+    void renegotiate_for(uint64_t bytes);
     void publish_health();
 
     AttachPlan plan_;

@@ -271,7 +271,8 @@ void ReconnectingSession::on_wake() {
     wake_armed_ = false;
     Redialer::Order order = opt_.redialer->poll(opt_.index);
     if (order.drop && connected())
-        session_->fail("NBD session: dropped, to reconnect together with the device's other connections");
+        session_->fail(order.planned ? "NBD session: renegotiating (the export is being resized)"
+                                     : "NBD session: dropped, to reconnect together with the device's other connections");
     if (order.connection) {
         if (session_) {  // cannot happen: connections come only to parked links
             spdlog::error("connection {}: a new connection arrived while one is open; closing it", opt_.index);

@@ -74,6 +74,20 @@ void Redialer::lost(unsigned i, const std::string& why) {
     cv_.notify_all();
 }
 
+void Redialer::renegotiate() {
+    std::lock_guard lock(mutex_);
+    if (outage_ || stop_) return;
+    outage_ = true;
+    planned_ = true;
+    outage_start_ = Clock::now().time_since_epoch().count();
+    for (unsigned j = 0; j < boxes_.size(); ++j) {
+        if (boxes_[j].parked) continue;
+        boxes_[j].drop = true;
+        wake(j);
+    }
+    cv_.notify_all();
+}
+
 void Redialer::parked(unsigned i) {
     std::lock_guard lock(mutex_);
     boxes_[i].parked = true;
@@ -87,6 +101,7 @@ Redialer::Order Redialer::poll(unsigned i) {
     std::lock_guard lock(mutex_);
     Order o;
     o.drop = std::exchange(boxes_[i].drop, false);
+    o.planned = planned_;
     if (boxes_[i].connection) {
         o.connection = std::move(boxes_[i].connection);
         boxes_[i].connection.reset();
@@ -108,6 +123,7 @@ RedialStatus Redialer::status() const {
         std::lock_guard lock(mutex_);
         s.reconnects = reconnects_;
         s.export_size = export_size_seen_;
+        s.connected_times = connected_times_;
         s.last_failure = last_failure_;
         s.health = outage_ ? LinkHealth::Reconnecting : LinkHealth::Connected;
     }
@@ -196,7 +212,8 @@ void Redialer::run() {
                 outage_ = false;
                 outage_start_ = 0;
                 fail_now_ = false;
-                ++reconnects_;
+                ++connected_times_;
+                if (!std::exchange(planned_, false)) ++reconnects_;
                 spdlog::info("{}: reconnected {} connection(s) after {:.3f} s ({} attempts)", options_.uri.to_string(),
                              boxes_.size(), seconds_since(began), attempt + 1);
                 break;

@@ -12,6 +12,9 @@
 //                  and every acknowledged write is in the log.
 //   poll(i)        after wake_fd(i) fired: drop the connection, or take a
 //                  new one (then re-send the parked requests in order).
+//   renegotiate()  a planned outage: every connection is dropped and made
+//                  again, to learn what only a handshake says (a resized
+//                  export: a connection keeps the size it negotiated).
 // Once every connection is parked the thread reconnects all of them, with
 // backoff (at once, then 0.25 s doubling to the cap), checks each export
 // against the device's (export_compat.h), replays the durability log over
@@ -66,6 +69,7 @@ struct RedialStatus {
     uint64_t reconnects = 0;
     std::string last_failure;  // one line; "" when nothing failed yet
     uint64_t export_size = 0;  // as the last (re)connection's handshake said
+    uint64_t connected_times = 0;  // successful (re)connections, renegotiations included
 };
 
 class Redialer {
@@ -83,9 +87,11 @@ public:
 
     int wake_fd(unsigned i) const { return boxes_[i].wake.get(); }
     void lost(unsigned i, const std::string& why);
+    void renegotiate();
     void parked(unsigned i);
     struct Order {
         bool drop = false;
+        bool planned = false;  // the drop is a renegotiation, not a failure
         std::optional<Connection> connection;
     };
     Order poll(unsigned i);
@@ -119,6 +125,8 @@ private:
     std::string last_failure_;
     uint64_t reconnects_ = 0;
     uint64_t export_size_seen_ = 0;
+    uint64_t connected_times_ = 0;
+    bool planned_ = false;  // the current outage is a renegotiation
     std::atomic<bool> fail_now_{false};                 // export changed, or stopped
     std::atomic<int64_t> outage_start_{0};              // Clock ticks; 0 = none
     std::thread thread_;

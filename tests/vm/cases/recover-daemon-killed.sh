@@ -50,7 +50,9 @@ fio_through_daemon_kills() {
 for zc in auto off; do
   img=$TESTDIR/disk-$zc.img
   truncate -s 64M "$img"
-  serve_restartable "disk-$zc" file "$img"
+  # -t 1: nbdkit 1.32 aborts (connections.c:402 assertion) when a client
+  # dies in the middle of a WRITE payload while other threads still reply.
+  serve_restartable "disk-$zc" -t 1 file "$img"
   attach "$URI" -q 2 --zero-copy=$zc
   expect_zero_copy $zc
   if [ $zc = auto ]; then fio_through_daemon_kills 60 5; else fio_through_daemon_kills 25 2; fi

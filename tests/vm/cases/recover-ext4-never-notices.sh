@@ -10,7 +10,8 @@
 
 img=$TESTDIR/disk.img
 truncate -s 128M "$img"
-serve_restartable disk file "$img"
+# -t 1: see recover-daemon-killed.sh (an nbdkit 1.32 assertion).
+serve_restartable disk -t 1 file "$img"
 attach "$URI" -q 2
 uri=$URI
 mkfs.ext4 -q -F "$DEV" || fail "mkfs.ext4"
