@@ -37,6 +37,13 @@ DurabilityLog::DurabilityLog(Durability mode, uint64_t capacity_bytes)
     if (::ftruncate(memfd_.get(), static_cast<off_t>(capacity_)) != 0)
         throw Error(errno_text("cannot size the durability log to " + std::to_string(capacity_) + " bytes", errno),
                     errno);
+    void* p = ::mmap(nullptr, capacity_, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_.get(), 0);
+    if (p == MAP_FAILED) throw Error(errno_text("cannot map the durability log", errno), errno);
+    base_ = static_cast<std::byte*>(p);
+}
+
+DurabilityLog::~DurabilityLog() {
+    if (base_ != nullptr) ::munmap(base_, capacity_);
 }
 
 std::optional<DurabilityLog::Reservation> DurabilityLog::reserve(uint32_t data_bytes) {

@@ -83,7 +83,11 @@ bool ReconnectingSession::try_reserve(uint16_t tag) {
     auto res = opt_.log->reserve(has_data ? q.req.length : 0);
     if (!res) return false;
     q.log = *res;
-    if (has_data) {
+    if (has_data && session_options_.buffer_kind == BufferKind::UserAddress) {
+        // Our own buffer: a plain copy, no SQE, no kernel worker.
+        std::memcpy(opt_.log->data(*res), reinterpret_cast<const void*>(static_cast<uintptr_t>(payload_addr(tag))),
+                    q.req.length);
+    } else if (has_data) {
         io_uring_sqe* sqe = ring_.get_sqe();
         uring::prep_write_fixed(sqe, uring::Target::plain(opt_.log->data_fd()), payload_addr(tag), q.req.length, tag,
                                 res->file_offset);

@@ -14,10 +14,12 @@
 //              then they are re-sent in that order. While the Redialer says
 //              failing() they complete with -EIO instead.
 //   durability with a DurabilityLog (Replay), every WRITE's data is copied
-//              into the log's memfd by an io_uring WRITE_FIXED from the
-//              request's registered buffer while it is on the wire; a write
-//              completes to the frontend only when both the server's reply
-//              and the copy are in, and is then logged as acknowledged.
+//              into the log: by memcpy from our own buffer (copy mode), or
+//              by an io_uring WRITE_FIXED from the request's registered
+//              (zero-copy) buffer into the log's memfd while it is on the
+//              wire; a write completes to the frontend only when both the
+//              server's reply and the copy are in, and is then logged as
+//              acknowledged.
 //              A successful FLUSH drops what it covers. A full log parks
 //              writes and sends a FLUSH of our own (on the spare tag
 //              queue_depth). FailFlush: no copies; a poisoned FLUSH fails.

@@ -71,7 +71,7 @@ awk -v r="$UNBD_BENCH_ROUNDS" '
       for (m = 0; m < 2; m++) {
         mode = m == 0 ? "zc" : "copy"; a = mode SUBSEP w; a = mode "-replay" SUBSEP w; b = mode "-trust-server" SUBSEP w
         printf "%-13s %-6s %10.0f (%4.0f-%4.0f) %10.0f (%4.0f-%4.0f) %15.2fx\n", w, mode,
-          sum[a] / r, lo[a], hi[a], sum[b] / r, lo[b], hi[b], sum[b] > 0 ? sum[a] / sum[b] : 0
+          sum[a] / r, lo[a], hi[a], sum[b] / r, lo[b], hi[b], (sum[b] > 0 ? sum[a] / sum[b] : 0)
       }
     }
   }' "$results"
