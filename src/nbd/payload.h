@@ -3,7 +3,7 @@
 // BufferKind is the one difference between user-registered buffers
 // (synthetic frontend, ublk copy mode: sqe->addr is a user address) and
 // kernel-registered ublk buffers (UBLK_F_AUTO_BUF_REG: sqe->addr is an
-// offset into the request's buffer). Session::payload_addr is the only
+// offset into the request's buffer). nbd::payload_addr (session.h) is the only
 // place that looks at it.
 #pragma once
 

@@ -37,11 +37,6 @@ uint64_t ReconnectingSession::user_data(Kind kind, uint64_t value) const {
     return uring::UserData{uring::Owner::NbdSession, session_options_.instance, kind, value}.encode();
 }
 
-// The same addressing as Session::payload_addr: the start of the tag's buffer.
-uint64_t ReconnectingSession::payload_addr(uint16_t tag) const {
-    return session_options_.buffer_kind == BufferKind::KernelOffset ? 0 : session_options_.buffer_base(tag);
-}
-
 bool ReconnectingSession::logs_data(const BlockRequest& r) const {
     // A FUA write is stable once acknowledged: nothing to replay.
     return opt_.log && opt_.log->mode() == Durability::Replay && writes_data(r.op) && !r.fua;
@@ -58,18 +53,15 @@ void ReconnectingSession::submit(const BlockRequest& r) {
                       "(--durability=fail-flush)");
         q.reply_in = true;
         q.result = -EIO;
-        ready_.emplace_back(r.tag, 0);
+        ready_.push_back(r.tag);
         return;
     }
-    // Log room is handed out in arrival order: nobody overtakes a waiter.
-    if (logs_data(r) && !log_waiters_.empty()) {
-        log_waiters_.push_back(r.tag);
-        return;
-    }
-    if (!logs_data(r) || !try_reserve(r.tag)) {
-        if (logs_data(r)) {
+    if (logs_data(r)) {
+        // Log room is handed out in arrival order: nobody overtakes a waiter.
+        const bool behind_a_waiter = !log_waiters_.empty();
+        if (behind_a_waiter || !try_reserve(r.tag)) {
+            if (!behind_a_waiter) ++stats_.log_waits;
             log_waiters_.push_back(r.tag);
-            ++stats_.log_waits;
             return;
         }
     }
@@ -85,11 +77,11 @@ bool ReconnectingSession::try_reserve(uint16_t tag) {
     q.log = *res;
     if (has_data && session_options_.buffer_kind == BufferKind::UserAddress) {
         // Our own buffer: a plain copy, no SQE, no kernel worker.
-        std::memcpy(opt_.log->data(*res), reinterpret_cast<const void*>(static_cast<uintptr_t>(payload_addr(tag))),
+        std::memcpy(opt_.log->data(*res), reinterpret_cast<const void*>(static_cast<uintptr_t>(payload_addr(session_options_, tag, 0))),
                     q.req.length);
     } else if (has_data) {
         io_uring_sqe* sqe = ring_.get_sqe();
-        uring::prep_write_fixed(sqe, uring::Target::plain(opt_.log->data_fd()), payload_addr(tag), q.req.length, tag,
+        uring::prep_write_fixed(sqe, uring::Target::plain(opt_.log->data_fd()), payload_addr(session_options_, tag, 0), q.req.length, tag,
                                 res->file_offset);
         uring::set_user_data(sqe, user_data(kLogCopy, tag));
         q.copy_pending = true;
@@ -108,7 +100,7 @@ void ReconnectingSession::send(uint16_t tag) {
     } else if (gone_for_good_ || (opt_.redialer && opt_.redialer->failing(Clock::now()))) {
         q.reply_in = true;
         q.result = -EIO;
-        ready_.emplace_back(tag, 0);
+        ready_.push_back(tag);
     } else {
         held_.push_back(tag);
     }
@@ -302,7 +294,7 @@ void ReconnectingSession::on_watch(uint64_t generation, int res) {
 
 void ReconnectingSession::prepare_sqes() {
     const auto now = Clock::now();
-    for (std::size_t i = 0; i < ready_.size(); ++i) try_finish(ready_[i].first);
+    for (std::size_t i = 0; i < ready_.size(); ++i) try_finish(ready_[i]);
     ready_.clear();
     if (!peer_gone_.empty() && connected() && session_->in_flight() == 0) session_->fail(peer_gone_);
     if (session_ && session_->failed()) {

@@ -112,7 +112,6 @@ private:
     enum Kind : uint8_t { kLogCopy = 8, kWake = 9, kWatch = 10 };
 
     uint64_t user_data(Kind kind, uint64_t value) const;
-    uint64_t payload_addr(uint16_t tag) const;
     bool logs_data(const BlockRequest& r) const;
     bool try_reserve(uint16_t tag);  // log room + the copy into it; false: full
     void send(uint16_t tag);         // to the Session, or held, or failed
@@ -143,7 +142,7 @@ private:
     std::vector<Request> reqs_;       // by tag (+ own_tag_)
     std::deque<uint16_t> held_;       // parked: waiting for a connection
     std::deque<uint16_t> log_waiters_;
-    std::vector<std::pair<uint16_t, int>> ready_;  // tags to try_finish in prepare_sqes
+    std::vector<uint16_t> ready_;     // tags to try_finish in prepare_sqes
     uint64_t next_order_ = 0;
     unsigned copies_in_kernel_ = 0;
     unsigned unlogged_acks_ = 0;      // replied writes whose copy is still running

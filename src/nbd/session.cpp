@@ -69,11 +69,7 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
 
 Session::~Session() = default;
 
-// The one place that knows user buffers from kernel-registered ones.
-uint64_t Session::payload_addr(uint16_t tag, uint32_t offset) const {
-    if (opt_.buffer_kind == BufferKind::KernelOffset) return offset;
-    return opt_.buffer_base(tag) + offset;
-}
+uint64_t Session::payload_addr(uint16_t tag, uint32_t offset) const { return nbd::payload_addr(opt_, tag, offset); }
 
 uint64_t Session::user_data(Kind kind, uint64_t value) const {
     return uring::UserData{uring::Owner::NbdSession, opt_.instance, kind, value}.encode();

@@ -75,6 +75,13 @@ struct SessionOptions {
     const std::atomic<uint64_t>* export_size = nullptr;
 };
 
+// Where byte `offset` of tag's payload is, as SQEs name it: the one place
+// that knows user buffers (an address) from kernel-registered ones (an
+// offset into the request's buffer). See nbd/payload.h.
+inline uint64_t payload_addr(const SessionOptions& o, uint16_t tag, uint32_t offset) {
+    return o.buffer_kind == BufferKind::KernelOffset ? offset : o.buffer_base(tag) + offset;
+}
+
 // Counters for tests, benchmarks and `unbd stats`.
 struct SessionStats {
     uint64_t chains = 0;          // link chains submitted (resends included)
