@@ -60,10 +60,10 @@ for ((round = 1; round <= UNBD_BENCH_ROUNDS; round++)); do
 done
 
 echo
-echo "fio $runtime s per workload x $UNBD_BENCH_ROUNDS rounds (mean, min-max of IOPS), direct=1, io_uring, $queues queues, nbdkit memory over TCP, in the TCG test VM (host clock)"
+echo "fio $runtime s per workload x $UNBD_BENCH_ROUNDS rounds (mean, min-max of IOPS), direct=1, io_uring, $queues queues, nbdkit memory over TCP, in the TCG test VM, guest clock: icount ${UNBD_VM_ICOUNT:-off}"
 awk -v r="$UNBD_BENCH_ROUNDS" '
-  { k = $1 SUBSEP $2; sum[k] += $3; if (!(k in lo) || $3 < lo[k]) lo[k] = $3; if ($3 > hi[k]) hi[k] = $3
-    if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
+  { k = $2 SUBSEP $3; sum[k] += $4; if (!(k in lo) || $4 < lo[k]) lo[k] = $4; if ($4 > hi[k]) hi[k] = $4
+    if (!($3 in seen)) { seen[$3] = 1; order[n++] = $3 } }
   END {
     printf "%-13s %-6s %22s %22s %16s\n", "workload", "mode", "replay IOPS", "trust-server IOPS", "replay / trust"
     for (i = 0; i < n; i++) {

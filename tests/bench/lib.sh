@@ -8,7 +8,9 @@
 #                               queues and an empty $results
 #
 #   workload NAME FIO-ARGS...   one fio run on $target, appends
-#                               "$client NAME IOPS MiB/s clat-p50-us" to $results
+#                               "$round $client NAME IOPS MiB/s clat-p50-us"
+#                               to $results
+#   bench_table RESULTS         kernel-vs-unbd's table (kernel_table.py)
 #   fill_device DEV             writes random data over the whole device, so
 #                               reads return data, not holes
 workload() {
@@ -16,9 +18,9 @@ workload() {
   fio --name="$name" --filename="$target" --ioengine=io_uring --direct=1 \
     --time_based --runtime="$runtime" --ramp_time=1 --group_reporting \
     --output-format=json "$@" >"$TESTDIR/fio.json" || fail "fio $name on $target ($client)"
-  jq -r --arg c "$client" --arg n "$name" '.jobs[0] as $j
+  jq -r --arg r "${round:-1}" --arg c "$client" --arg n "$name" '.jobs[0] as $j
     | (if $j.read.io_bytes > 0 then $j.read else $j.write end) as $d
-    | "\($c) \($n) \($d.iops) \($d.bw_bytes / 1048576) \(($d.clat_ns.percentile["50.000000"] // 0) / 1000)"' \
+    | "\($r) \($c) \($n) \($d.iops) \($d.bw_bytes / 1048576) \(($d.clat_ns.percentile["50.000000"] // 0) / 1000)"' \
     "$TESTDIR/fio.json" >>"$results"
   tail -1 "$results"
 }
@@ -32,11 +34,16 @@ fill_device() {
   done
 }
 
+bench_table() { python3 "$source_dir/tests/bench/kernel_table.py" "$1"; }
+
+# Benchmarks count guest time in instructions unless told otherwise (see
+# tests/vm/run: UNBD_VM_ICOUNT).
 bench_host() {
   : "${UNBD:=$source_dir/build/default/unbd}"
   UNBD=$(realpath "$UNBD")
   [ -x "$UNBD" ] || { echo "$1: $UNBD not built" >&2; exit 1; }
   export UNBD UNBD_VM_MEM=${UNBD_VM_MEM:-2G} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-900}
+  export UNBD_VM_ICOUNT=${UNBD_VM_ICOUNT:-2}
   export UNBD_BENCH_RUNTIME=${BENCH_RUNTIME:-10} UNBD_BENCH_QUEUES=${BENCH_QUEUES:-2}
   export UNBD_BENCH_ROUNDS=${BENCH_ROUNDS:-1}
   export UNBD_BENCH_SIZE=${BENCH_SIZE:-256M} UNBD_BENCH_TRANSPORT=${BENCH_TRANSPORT:-tcp}
