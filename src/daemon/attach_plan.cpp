@@ -177,7 +177,8 @@ AttachPlan plan_attach(const AttachOptions& options) {
     for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
 
     const int family = plan.uri.transport == nbd::Transport::Unix ? AF_UNIX : AF_INET;
-    const uring::SocketOpSupport ops = uring::probe_socket_ops(family);
+    const uring::SocketOpSupport ops =
+        uring::probe_socket_ops(family, options.payload_ops == nbd::PayloadOps::SendZcFixed);
     spdlog::debug("socket ops: {}", ops.describe());
     plan.zero_copy = ublk::choose_zero_copy(effective.zero_copy, plan.features, ops, options.payload_ops);
     return plan;

@@ -106,6 +106,7 @@ DeviceState DeviceDaemon::start() {
         qc.buffer_bytes = plan_.params.max_request_bytes;
         qc.char_fd = char_fd_.get();
         qc.zero_copy = plan_.zero_copy;
+        qc.user_copy = (got.flags & P::UBLK_F_USER_COPY) != 0;
         qc.commands = plan_.commands;
         qc.info = plan_.connections[q].info;
         qc.reconnect.io_timeout = plan_.options.io_timeout;
@@ -205,6 +206,11 @@ ublk::DevInfo DeviceDaemon::create_device() {
     want.ublksrv_pid = ::getpid();
     want.flags = P::UBLK_F_CMD_IOCTL_ENCODE | P::UBLK_F_URING_CMD_COMP_IN_TASK;
     if (plan_.zero_copy.zero_copy()) want.flags |= P::UBLK_F_AUTO_BUF_REG;
+    // Zero copy also asks for USER_COPY (6.5): a queue copies a write's data
+    // into the durability log with one pread (a WRITE_FIXED into the memfd
+    // runs in an io_uring worker), and small READ payloads into the request
+    // with one pwrite instead of a second recv (see DESIGN.md, Performance).
+    if (plan_.zero_copy.zero_copy() && (features & P::UBLK_F_USER_COPY)) want.flags |= P::UBLK_F_USER_COPY;
     if (features & P::UBLK_F_USER_RECOVERY) {
         want.flags |= P::UBLK_F_USER_RECOVERY;
         // The kernel accepts RECOVERY with REISSUE or with FAIL_IO, not both.

@@ -79,6 +79,13 @@ bool ReconnectingSession::try_reserve(uint16_t tag) {
         // Our own buffer: a plain copy, no SQE, no kernel worker.
         std::memcpy(opt_.log->data(*res), reinterpret_cast<const void*>(static_cast<uintptr_t>(payload_addr(session_options_, tag, 0))),
                     q.req.length);
+    } else if (has_data && opt_.copy_request_data) {
+        const int n = opt_.copy_request_data(tag, opt_.log->data(*res), q.req.length);
+        if (n != static_cast<int>(q.req.length)) {
+            q.copy_failed = true;
+            spdlog::error("cannot copy a write ({} bytes at {}) into the durability log: {}", q.req.length,
+                          q.req.offset, n < 0 ? std::strerror(-n) : "short read");
+        }
     } else if (has_data) {
         io_uring_sqe* sqe = ring_.get_sqe();
         uring::prep_write_fixed(sqe, uring::Target::plain(opt_.log->data_fd()), payload_addr(session_options_, tag, 0), q.req.length, tag,

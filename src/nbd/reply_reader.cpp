@@ -1,8 +1,9 @@
 // The reply reader: one recv in flight per socket. A 16-byte simple reply
 // header (MSG_WAITALL into session memory), then for a successful READ the
 // payload straight into the tag's fixed buffer, looping until complete,
-// then the next header. It is armed only while replies are expected, so an
-// idle session has nothing in the kernel.
+// then the next header. In bulk mode (UserCopy, or fill_request) recvs fill
+// stage_ and process_stage() parses every reply in it. It is armed only
+// while replies are expected, so an idle session has nothing in the kernel.
 //
 // Every cookie is checked before use: unknown tag, stale generation, a part
 // never sent, a duplicate reply, bad magic → protocol error, session failed.
@@ -124,8 +125,7 @@ void Session::process_stage() {
         if (reader_ == ReaderState::Payload) {
             if (avail == 0) break;
             const auto n = static_cast<uint32_t>(std::min<std::size_t>(avail, payload_left_));
-            std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(payload_addr(payload_tag_, payload_offset_))),
-                        stage_.data() + stage_pos_, n);
+            if (!deliver_payload(stage_.data() + stage_pos_, n)) break;
             stage_pos_ += n;
             payload_offset_ += n;
             payload_left_ -= n;
@@ -144,6 +144,20 @@ void Session::process_stage() {
     stage_len_ = left;
     stage_pos_ = 0;
     if (reader_ != ReaderState::Payload) reader_ = left > 0 ? ReaderState::Header : ReaderState::Idle;
+}
+
+// READ payload found in the staging buffer, to the request's buffer.
+bool Session::deliver_payload(const std::byte* src, uint32_t length) {
+    if (opt_.buffer_kind == BufferKind::UserAddress) {
+        std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(payload_addr(payload_tag_, payload_offset_))), src,
+                    length);
+        return true;
+    }
+    const int n = opt_.fill_request(payload_tag_, payload_offset_, src, length);
+    if (n == static_cast<int>(length)) return true;
+    fail(n < 0 ? errno_text("NBD session: cannot copy a READ payload into the request", -n)
+               : std::string("NBD session: short copy of a READ payload into the request"));
+    return false;
 }
 
 void Session::payload_done() {

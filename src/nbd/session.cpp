@@ -63,7 +63,9 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
     ready_.reserve(opt_.queue_depth);
     chain_.reserve(opt_.max_chain_sqes);
     iov_.reserve(opt_.payload_ops == PayloadOps::UserCopy ? opt_.max_chain_sqes : 0);
-    if (opt_.payload_ops == PayloadOps::UserCopy) stage_.resize(64 * 1024);
+    if (opt_.fill_request && opt_.buffer_kind != BufferKind::KernelOffset)
+        throw Error("NBD session: fill_request is for kernel-registered buffers");
+    if (opt_.payload_ops == PayloadOps::UserCopy || opt_.fill_request) stage_.resize(64 * 1024);
     header_buf_.resize(std::size_t{opt_.queue_depth} * max_parts * proto::kRequestSize);
 }
 

@@ -19,7 +19,8 @@
 // meanwhile are batched into the next chain. A short or failed send breaks
 // the chain: the remainder and the cancelled SQEs are resent in order.
 // Replies: one reader; a 16-byte simple reply header, then for READ the
-// payload straight into the fixed buffer at index == tag.
+// payload straight into the fixed buffer at index == tag. With UserCopy or
+// fill_request, replies are read in bulk into a staging buffer instead.
 //
 // Failure: a lost connection or protocol violation marks the session
 // failed (failure_reason() says why), shuts the socket down so every
@@ -73,6 +74,13 @@ struct SessionOptions {
     // When set, the export's current size in bytes (the device may be
     // resized while sessions live); otherwise the handshake's size.
     const std::atomic<uint64_t>* export_size = nullptr;
+    // KernelOffset only, optional: copies READ payload bytes into tag's
+    // request buffer at `offset` now (ublk USER_COPY: one pwrite), returning
+    // bytes copied or -errno. With it replies are received in bulk, as in
+    // UserCopy: many replies per recv, small READ payloads copied out of the
+    // bulk buffer, the rest of a large one received straight into the
+    // registered buffer.
+    std::function<int(uint16_t tag, uint32_t offset, const void* src, uint32_t length)> fill_request;
 };
 
 // Where byte `offset` of tag's payload is, as SQEs name it: the one place
@@ -192,6 +200,7 @@ private:
     void handle_reply();
     void process_stage();
     void payload_done();
+    bool deliver_payload(const std::byte* src, uint32_t length);
 
     uring::Ring& ring_;
     uring::Target socket_;

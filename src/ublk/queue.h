@@ -62,6 +62,7 @@ struct QueueConfig {
     uint32_t buffer_bytes = 512 << 10;  // per tag; == max request
     int char_fd = -1;                   // /dev/ublkcN, owned by the daemon
     ZeroCopyChoice zero_copy;
+    bool user_copy = false;             // the device has UBLK_F_USER_COPY (pread of request data)
     CommandSupport commands;
     nbd::ExportInfo info;               // of this queue's own connection
     nbd::ReconnectOptions reconnect;    // redialer, durability log, io timeout

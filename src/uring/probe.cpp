@@ -71,16 +71,20 @@ bool try_op(int family, Op op) {
             res = cqe.res;
             more = (cqe.flags & IORING_CQE_F_MORE) != 0;
         });
-        if (more) {  // wait for the SEND_ZC notification before the buffer dies
+        bool moved = false;
+        if (res == 8 && sending) {
+            char got[8];
+            moved = ::recv(b.get(), got, 8, MSG_WAITALL) == 8 && std::memcmp(got, "unbdprob", 8) == 0;
+        } else if (res == 8) {
+            moved = std::memcmp(buf.data() + 8, "unbdprob", 8) == 0;
+        }
+        if (more) {
+            // The notification comes once the kernel lets go of the buffer;
+            // the peer reads first so that loopback can free the skb.
             ring.submit_and_wait_timeout(1, 1'000'000);
             ring.drain_cqes([](const io_uring_cqe&) {});
         }
-        if (res != 8) return false;
-        if (sending) {
-            char got[8];
-            return ::recv(b.get(), got, 8, MSG_WAITALL) == 8 && std::memcmp(got, "unbdprob", 8) == 0;
-        }
-        return std::memcmp(buf.data() + 8, "unbdprob", 8) == 0;
+        return moved;
     } catch (...) {
         return false;
     }
@@ -103,13 +107,13 @@ std::string SocketOpSupport::describe() const {
     return s.empty() ? "none" : s;
 }
 
-SocketOpSupport probe_socket_ops(int family) {
+SocketOpSupport probe_socket_ops(int family, bool with_send_zc) {
     SocketOpSupport s;
     s.write_fixed = try_op(family, Op::WriteFixed);
     s.read_fixed = try_op(family, Op::ReadFixed);
     s.send_fixed = try_op(family, Op::SendFixed);
     s.recv_fixed = try_op(family, Op::RecvFixed);
-    s.send_zc_fixed = try_op(family, Op::SendZcFixed);
+    s.send_zc_fixed = with_send_zc && try_op(family, Op::SendZcFixed);
     return s;
 }
 

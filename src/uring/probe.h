@@ -21,6 +21,9 @@ struct SocketOpSupport {
 
 // family: AF_UNIX (socketpair) or AF_INET (loopback connection).
 // Never throws; an op that cannot be tested counts as unsupported.
-SocketOpSupport probe_socket_ops(int family);
+// SEND_ZC is tried only when asked (with_send_zc): it is never chosen
+// unasked, and its probe waits for the zero-copy notification, which on a
+// 7.3 guest came only after a 1 s timeout -- most of `unbd attach`'s time.
+SocketOpSupport probe_socket_ops(int family, bool with_send_zc = false);
 
 }  // namespace unbd::uring

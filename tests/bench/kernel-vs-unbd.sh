@@ -17,8 +17,8 @@
 # (mean of the per-round ratios), then each target of issue 10, met or not.
 #
 # The clock: benchmarks boot the guest with an instruction-counted clock
-# (UNBD_VM_ICOUNT=2, see tests/vm/run): every guest instruction advances
-# guest time by 4 ns, whatever the host is doing, so IOPS and latencies are
+# (UNBD_VM_ICOUNT=4, see tests/vm/run): every guest instruction advances
+# guest time by 16 ns, whatever the host is doing, so IOPS and latencies are
 # "per instruction the whole stack spends" and repeat between boots. Plain
 # host time (UNBD_VM_ICOUNT=off) swings up to 3x between boots of the same
 # binary: use it only for debugging.
@@ -27,14 +27,17 @@
 #
 # Environment:
 #   UNBD              the unbd binary (default build/default/unbd)
-#   BENCH_RUNTIME     seconds per workload (5)
+#   BENCH_RUNTIME     seconds per workload (3)
 #   BENCH_QUEUES      queues = connections for every client (2)
 #   BENCH_ROUNDS      rounds of every workload on every client (3)
 #   BENCH_ATTACHES    attach timings per client per round (3)
 #   BENCH_SIZE        export size (256M)
 #   BENCH_TRANSPORT   tcp or unix (tcp)
 #   BENCH_OUT         also write the table to this file (on the host)
-#   UNBD_VM_ICOUNT    the guest clock (2: instruction counted; off: host time)
+#   BENCH_EXTRA       more unbd clients, ';'-separated "NAME|ENV|ATTACH-ARGS"
+#                     entries (ENV: space-separated VAR=VALUE for the daemon),
+#                     e.g. "zc-trust||--zero-copy=auto --durability=trust-server"
+#   UNBD_VM_ICOUNT    the guest clock (4: instruction counted; off: host time)
 #   UNBD_VM_*         see tests/vm/run (memory, timeout, ...)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,9 +45,9 @@ source_dir=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 
 if [ "${UNBD_VM_GUEST:-0}" != 1 ]; then
-  BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=${BENCH_RUNTIME:-5} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-2400}
+  BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=${BENCH_RUNTIME:-3} UNBD_VM_TIMEOUT=${UNBD_VM_TIMEOUT:-2400}
   bench_host kernel-vs-unbd
-  export UNBD_BENCH_ATTACHES=${BENCH_ATTACHES:-3}
+  export UNBD_BENCH_ATTACHES=${BENCH_ATTACHES:-3} UNBD_BENCH_EXTRA=${BENCH_EXTRA:-}
   [ -n "${BENCH_OUT:-}" ] || exec "$source_dir/tests/vm/run" -- bash "$here/kernel-vs-unbd.sh"
   # The guest's writes stay in the guest: keep the table from its output.
   log=$(mktemp)
@@ -71,21 +74,31 @@ else
   nbd_client_target=(127.0.0.1 "$port")
 fi
 
-# The three devices stay attached together.
+# Every device stays attached for the whole run.
 declare -A dev_of
-for zc in auto off; do
-  client=unbd-copy
-  [ $zc = auto ] && client=unbd-zc
-  json=$("$UNBD" attach --json "$uri" -q "$queues" --zero-copy=$zc) || fail "unbd attach ($zc)"
+clients=()
+attach_client() { # NAME ENV ATTACH-ARGS: attaches and checks the zero-copy mode
+  local client=$1 env_words=$2 json id mode
+  # shellcheck disable=SC2086
+  json=$(env $env_words "$UNBD" attach --json "$uri" -q "$queues" $3) || fail "unbd attach ($client)"
   id=$(jq -r .id <<<"$json") mode=$(jq -r .zero_copy <<<"$json")
   dev_of[$client]=$(jq -r .dev <<<"$json")
+  clients+=("$client")
   cleanup_fn "'$UNBD' detach $id 2>/dev/null"
   [ "$(jq -r .queues <<<"$json")" = "$queues" ] || fail "$client: not $queues queues: $json"
-  case $zc in
-  auto) [[ $mode != off/* ]] || fail "--zero-copy=auto fell back to copy mode ($mode)" ;;
-  off) [[ $mode == off/* ]] || fail "--zero-copy=off is not copy mode ($mode)" ;;
+  case " $3 " in
+  *" --zero-copy=auto "*) [[ $mode != off/* ]] || fail "$client: --zero-copy=auto fell back to copy mode ($mode)" ;;
+  *" --zero-copy=off "*) [[ $mode == off/* ]] || fail "$client: --zero-copy=off is not copy mode ($mode)" ;;
   esac
-  echo "== $client: ${dev_of[$client]}, zero_copy=$mode, queues=$queues, depth=$(jq -r .depth <<<"$json")"
+  echo "== $client: ${dev_of[$client]}, zero_copy=$mode, durability=$(jq -r .durability <<<"$json"), queues=$queues, depth=$(jq -r .depth <<<"$json") $env_words"
+}
+attach_client unbd-zc "" "--zero-copy=auto"
+attach_client unbd-copy "" "--zero-copy=off"
+IFS=';' read -r -a extra <<<"${UNBD_BENCH_EXTRA:-}"
+for e in "${extra[@]}"; do
+  [ -n "$e" ] || continue
+  IFS='|' read -r name env_words args <<<"$e"
+  attach_client "$name" "$env_words" "$args"
 done
 
 nbd_connect() { # DEV: nbd-client, then wait until the device has its size
@@ -103,7 +116,7 @@ echo "== kernel: /dev/nbd0, nbd-client -C $queues ($(cat /sys/block/nbd0/queue/n
 fill_device "${dev_of[unbd-zc]}"
 
 each_client() {
-  for client in unbd-zc unbd-copy kernel; do
+  for client in "${clients[@]}" kernel; do
     target=${dev_of[$client]}
     workload "$@"
   done

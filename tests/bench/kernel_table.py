@@ -10,7 +10,6 @@ client ran the workload in the same round), with their own spread.
 import sys
 from collections import defaultdict
 
-CLIENTS = ["unbd-zc", "unbd-copy", "kernel"]
 # workload -> (what is measured, higher is better)
 METRIC = defaultdict(lambda: ("IOPS", True))
 METRIC.update({"4k-randread-qd1": ("p50 us", False), "4k-randwrite-qd1": ("p50 us", False),
@@ -19,6 +18,7 @@ THROUGHPUT = ["4k-randread", "4k-randwrite", "1m-read", "1m-write"]
 
 rows = defaultdict(dict)  # (client, workload) -> round -> (iops, mibs, p50)
 order = []
+clients = []  # as they first appear, the kernel client last
 for line in open(sys.argv[1]):
     f = line.split()
     if len(f) != 6:
@@ -27,6 +27,8 @@ for line in open(sys.argv[1]):
     iops, mibs, p50 = map(float, f[3:])
     if wl not in order:
         order.append(wl)
+    if client not in clients:
+        clients.append(client)
     if wl == "attach":  # several timings per round: keep their mean
         prev = rows[client, wl].get(rnd)
         n = prev[3] + 1 if prev else 1
@@ -55,10 +57,11 @@ def ratio(client, wl, peer):
     return stats(rs) if rs else (float("nan"), 0.0)
 
 
-print(f"{'workload':<17} {'client':<10} {'metric':<7} {'mean':>9} {'spread':>7} {'MiB/s':>8} {'p50 us':>8} {'vs kernel':>14}")
+print(f"{'workload':<17} {'client':<14} {'metric':<7} {'mean':>9} {'spread':>7} {'MiB/s':>8} {'p50 us':>8} {'vs kernel':>14}")
+clients.sort(key=lambda c: c == "kernel")
 for wl in order:
     metric, _ = METRIC[wl]
-    for client in CLIENTS:
+    for client in clients:
         if not rows[client, wl]:
             continue
         rnds = sorted(rows[client, wl])
@@ -68,7 +71,7 @@ for wl in order:
         rm, rs = ratio(client, wl, "kernel")
         rtxt = f"{rm:.2f}x ±{rs:.2f}" if client != "kernel" else "-"
         extra = f"{mibs:8.1f} {p50:8.0f}" if wl != "attach" else f"{'-':>8} {'-':>8}"
-        print(f"{wl:<17} {client:<10} {metric:<7} {mean:9.1f} {100 * spread / mean if mean else 0:6.1f}% {extra} {rtxt:>14}")
+        print(f"{wl:<17} {client:<14} {metric:<7} {mean:9.1f} {100 * spread / mean if mean else 0:6.1f}% {extra} {rtxt:>14}")
 
 print()
 print("issue 10 targets (unbd-zc; ratio = mean of per-round ratios)")

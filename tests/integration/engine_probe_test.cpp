@@ -21,6 +21,10 @@ TEST_CASE("uring probe: READ_FIXED / WRITE_FIXED work on Unix and TCP sockets (6
     CHECK(tcp_ops.write_fixed);
     CHECK(tcp_ops.read_fixed);
     CHECK_FALSE(unix_ops.send_zc_fixed);  // SEND_ZC is a TCP/UDP thing
+    CHECK_FALSE(tcp_ops.send_zc_fixed);   // not tried unless asked (it is never chosen unasked)
+    const auto tcp_with_zc = uring::probe_socket_ops(AF_INET, true);
+    MESSAGE("tcp, SEND_ZC asked for: " << tcp_with_zc.describe());
+    CHECK(tcp_with_zc.write_fixed);
     // Whatever the kernel offers, the choice is a fixed-buffer mode.
     CHECK(nbd::choose_payload_ops(unix_ops) != nbd::PayloadOps::UserCopy);
 }
