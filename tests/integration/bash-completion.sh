@@ -56,8 +56,11 @@ expect "unbd list " # no arguments
 expect "unbd nosuch -" # not a command
 
 # The options offered for "unbd [COMMAND] -" are those of --help.
+# The options are words: split on purpose.
+# shellcheck disable=SC2046
 expect "unbd -" $("$UNBD" --help | sed '/^Subcommands:/,$d' | options_in)
 for c in $commands; do
+  # shellcheck disable=SC2046
   expect "unbd $c -" $("$UNBD" "$c" --help | options_in)
 done
 [ "$failures" = 0 ] || fail "$failures completion(s) wrong"
