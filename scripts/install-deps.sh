@@ -11,6 +11,10 @@ packages=(
   e2fsprogs util-linux procps iproute2 psmisc jq
   # tests: the systemd unit (systemd-analyze verify)
   systemd
+  # man pages (go-md2man: markdown to roff), their lint (groff, man-db,
+  # mandoc), bash completion, the .deb (cpack needs dpkg-dev's
+  # dpkg-shlibdeps) and its check (lintian)
+  go-md2man groff-base man-db mandoc bash-completion dpkg-dev lintian
   # the test VM (tests/vm): qemu under TCG, busybox initramfs, depmod
   qemu-system-x86 busybox-static kmod xz-utils file
 )

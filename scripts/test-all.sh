@@ -3,9 +3,10 @@
 #   1. installs what is missing (scripts/install-deps.sh)
 #   2. builds the default and the asan (ASan + UBSan) presets
 #   3. host tests (unit + integration: real nbdkit, qemu-nbd, nbd-server) in both builds
-#   4. VM tests (ublk end to end) in the default build, inside tests/vm/run's guest
+#   4. the .deb of the default build (cpack), for the VM test that installs it
+#   5. VM tests (ublk end to end) in the default build, inside tests/vm/run's guest
 # A test that did not run (skipped, not built, timed out) counts as failed.
-# Environment: UNBD_TEST_JOBS (default 2), UNBD_SKIP_VM=1 to leave out step 4
+# Environment: UNBD_TEST_JOBS (default 2), UNBD_SKIP_VM=1 to leave out steps 4-5
 # (the summary then says so; CI never sets it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,12 @@ for preset in default asan; do
   fi
 done
 if [ "${UNBD_SKIP_VM:-0}" != 1 ] && [[ " ${build_ok[*]} " == *" default "* ]]; then
+  # vm/deb-install installs this .deb; without it (cpack failed) that test fails.
+  step "package (default): build/default/packages/"
+  rm -rf build/default/packages
+  cpack --config build/default/CPackConfig.cmake >"$results/cpack-default.log" 2>&1 ||
+    { tail -n 30 "$results/cpack-default.log"; echo "cpack (default) FAILED"; }
+  ls build/default/packages/*.deb 2>/dev/null
   run_ctest default vm "vm-default"
 fi
 

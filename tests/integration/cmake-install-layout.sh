@@ -1,0 +1,33 @@
+#!/bin/bash
+# `cmake --install` puts each file where Debian looks for it, under any
+# prefix, and the installed unit starts the installed binary: with
+# --prefix DIR, and with DESTDIR and prefix /usr (as a package build does).
+. "$(dirname "$0")/../functions.sh"
+installed_files() { (cd "$1" && find . -type f | sort); }
+expected() { # PREFIX (without the leading /)
+  local p=$1 page
+  printf '%s\n' "./$p/bin/unbd" "./$p/lib/modules-load.d/unbd.conf" "./$p/lib/systemd/system/unbd@.service" \
+    "./$p/share/bash-completion/completions/unbd" "./$p/share/doc/unbd/README.md" \
+    "./$p/share/doc/unbd/changelog.Debian.gz" "./$p/share/doc/unbd/copyright" \
+    "./$p/share/doc/unbd/examples/unbd.conf.example"
+  for page in unbd unbd-attach unbd-detach unbd-info unbd-list unbd-recover unbd-resize unbd-restart; do
+    echo "./$p/share/man/man8/$page.8.gz"
+  done
+}
+
+cmake --install "$UNBD_BUILD_DIR" --prefix "$TESTDIR/opt/unbd" >"$TESTDIR/install1.log" ||
+  { cat "$TESTDIR/install1.log"; fail "cmake --install --prefix failed"; }
+diff <(expected opt/unbd | sort) <(cd "$TESTDIR" && find opt -type f | sed 's|^|./|' | sort) ||
+  fail "cmake --install --prefix: files differ (< expected, > installed)"
+grep -q "^ExecStart=$TESTDIR/opt/unbd/bin/unbd attach " "$TESTDIR/opt/unbd/lib/systemd/system/unbd@.service" ||
+  fail "the unit installed under --prefix does not start that prefix's binary"
+"$TESTDIR/opt/unbd/bin/unbd" --version | grep -q '^unbd ' || fail "the installed binary does not run"
+
+DESTDIR=$TESTDIR/root cmake --install "$UNBD_BUILD_DIR" --prefix /usr >"$TESTDIR/install2.log" ||
+  { cat "$TESTDIR/install2.log"; fail "DESTDIR=... cmake --install --prefix /usr failed"; }
+diff <(expected usr | sort) <(installed_files "$TESTDIR/root") ||
+  fail "DESTDIR install: files differ (< expected, > installed)"
+grep -q '^ExecStart=/usr/bin/unbd attach ' "$TESTDIR/root/usr/lib/systemd/system/unbd@.service" ||
+  fail "the unit installed with DESTDIR does not start /usr/bin/unbd"
+bad=$(find "$TESTDIR/root" -type d ! -perm 755) && [ -z "$bad" ] || fail "directories not 0755: $bad"
+echo PASS
