@@ -21,7 +21,12 @@ constexpr const char* kExitStatuses =
 int usage(const CLI::App& app, const CLI::ParseError& e) {
     std::string help = "unbd --help";
     for (const CLI::App* sub : app.get_subcommands()) help = "unbd " + sub->get_name() + " --help";
-    std::fprintf(stderr, "unbd: %s (see %s)\n", e.what(), help.c_str());
+    std::string what = e.what();
+    // CLI11 checks for the missing subcommand before it complains about
+    // what it did not understand: name that instead ("unbd frobnicate").
+    if (app.get_subcommands().empty() && !app.remaining().empty())
+        what = "unknown command or option '" + app.remaining().front() + "'";
+    std::fprintf(stderr, "unbd: %s (see %s)\n", what.c_str(), help.c_str());
     return static_cast<int>(unbd::Failure::Usage);
 }
 

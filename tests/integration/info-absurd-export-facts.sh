@@ -29,8 +29,6 @@ cases=(
   "maximum not a power of 2  | --block 512,4096,1000000                | 0 | block_size_maximum: 1000000                   | requests up to 999936 bytes (whole blocks)"
 )
 
-trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
-
 n=0
 for row in "${cases[@]}"; do
   IFS='|' read -r name args want_rc want_text _attach <<<"$row"
