@@ -9,8 +9,8 @@
 #   - print exactly one line on stderr, containing the words (grep -F),
 #   - print nothing on stdout,
 #   - leave nothing behind: no new state or log file in $UNBD_STATE_DIR, no
-#     new /dev/ublkb* or /dev/ublkc* node, no process running with this
-#     state directory (a daemon).
+#     new /dev/ublkb* or /dev/ublkc* node, no new unbd process running with
+#     this state directory (a daemon).
 #
 #   bad_input_baseline          remember what exists now (call before the rows)
 #   check_bad_input ROW...      run the rows; fail at the first that misbehaves
@@ -36,6 +36,7 @@ _bad_input_daemons() {
 bad_input_baseline() {
   [ -n "${UNBD_STATE_DIR:-}" ] || fail "bad_input_baseline: set UNBD_STATE_DIR to a directory of the test's own"
   _bad_input_snapshot >"$TESTDIR/bad-input.before"
+  _bad_input_daemons >"$TESTDIR/bad-input.daemons"
 }
 
 check_bad_input() {
@@ -50,7 +51,7 @@ check_bad_input() {
     [ ! -s "$TESTDIR/bad-input.out" ] || fail "$what: printed on stdout: $(cat "$TESTDIR/bad-input.out")"
     left=$(_bad_input_snapshot | diff "$TESTDIR/bad-input.before" - | grep '^>' || true)
     [ -z "$left" ] || fail "$what: left behind: $left"
-    left=$(_bad_input_daemons)
+    left=$(_bad_input_daemons | grep -vxFf "$TESTDIR/bad-input.daemons" || true)
     [ -z "$left" ] || fail "$what: left a daemon running: pid $left"
     echo "ok: $what -> $rc: $(cat "$STDERR")"
   done
