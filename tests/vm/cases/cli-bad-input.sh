@@ -23,18 +23,20 @@ LIVE=$ID LIVE_DEV=$DEV
 mark=$("$foreign_tool" mark "$LIVE") || fail "GET_DEV_INFO of device $LIVE"
 [ "$mark" = 554e424400000001 ] || fail "device $LIVE carries ublksrv_flags $mark, not unbd's mark"
 
-# One attached and detached again: gone.
-attach "$DISK"
-GONE=$ID
-detach "$GONE"
-
 # A device another ublk server made (added, never started): only /dev/ublkcN.
 FOREIGN=$("$foreign_tool" add) || fail "cannot add a foreign ublk device"
 cleanup_fn "\"$foreign_tool\" del $FOREIGN"
 [ -e "/dev/ublkc$FOREIGN" ] || wait_until 5 "[ -e /dev/ublkc$FOREIGN ]" || fail "/dev/ublkc$FOREIGN did not appear"
 
+# One attached and detached again: gone (after the foreign one, which would
+# otherwise take the freed id).
+attach "$DISK"
+GONE=$ID
+detach "$GONE"
+
 # The live device's state file as a newer unbd would write it.
 cp "$UNBD_STATE_DIR/$LIVE.json" "$TESTDIR/live.json"
+cleanup_fn "cp \"$TESTDIR/live.json\" \"$UNBD_STATE_DIR/$LIVE.json\""
 jq '.version = 99' "$TESTDIR/live.json" >"$UNBD_STATE_DIR/$LIVE.json"
 
 : >"$TESTDIR/not-a-socket"
