@@ -25,7 +25,7 @@ mark=$("$foreign_tool" mark "$LIVE") || fail "GET_DEV_INFO of device $LIVE"
 
 # A device another ublk server made (added, never started): only /dev/ublkcN.
 FOREIGN=$("$foreign_tool" add) || fail "cannot add a foreign ublk device"
-cleanup_fn "\"$foreign_tool\" del $FOREIGN"
+cleanup_fn "[ ! -e /dev/ublkc$FOREIGN ] || \"$foreign_tool\" del $FOREIGN"
 [ -e "/dev/ublkc$FOREIGN" ] || wait_until 5 "[ -e /dev/ublkc$FOREIGN ]" || fail "/dev/ublkc$FOREIGN did not appear"
 
 # One attached and detached again: gone (after the foreign one, which would
