@@ -52,6 +52,8 @@ struct ublksrv_ctrl_cmd {
 static_assert(sizeof(ublksrv_ctrl_cmd) == 32);
 
 inline constexpr uint32_t kDevIdAuto = UINT32_MAX;
+// The largest device id ADD_DEV accepts (ublk_drv.c: UBLK_MAX_UBLKS = UBLK_MINORS, 1 << 20).
+inline constexpr uint32_t kMaxDevId = (1u << 20) - 1;
 inline constexpr uint16_t kQueueIdNone = UINT16_MAX;
 
 // Legacy (plain) control opcodes; the UBLK_U_CMD_* forms below are what we send.

@@ -8,6 +8,7 @@
 #   pick_port       a free TCP port on 127.0.0.1
 #   fail MSG        print "FAIL: MSG" and exit 1
 #   expect_fail DESC CMD...   CMD must exit non-zero; its stderr goes to $STDERR
+#   trim TEXT       TEXT without leading and trailing blanks (table cells)
 set -euo pipefail
 
 : "${UNBD_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -54,4 +55,10 @@ expect_fail() {
   local desc=$1; shift
   if "$@" 2>"$STDERR"; then fail "$desc: '$*' succeeded, expected failure"; fi
   [ -s "$STDERR" ] || fail "$desc: '$*' failed without saying why on stderr"
+}
+
+trim() {
+  local s=$1
+  s=${s#"${s%%[![:space:]]*}"}
+  printf '%s' "${s%"${s##*[![:space:]]}"}"
 }

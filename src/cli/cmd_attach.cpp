@@ -61,7 +61,7 @@ std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text, 
     } catch (const std::exception&) {
     }
     if (used != text.size() || !(v >= 0) || v > 1e7)
-        throw Error(std::string(option) + " wants a number of seconds" + (allow_inf ? " or 'inf'" : "") + ", not '" +
+        throw usage_error(std::string(option) + " wants a number of seconds" + (allow_inf ? " or 'inf'" : "") + ", not '" +
                     text + "'");
     return std::chrono::milliseconds(static_cast<long long>(v * 1000));
 }
@@ -78,7 +78,7 @@ uint64_t parse_size(const std::string& text, const char* option) {
     const std::string suffix = text.substr(used);
     const int shift = suffix.empty() ? 0 : suffix == "K" || suffix == "k" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : -1;
     if (used == 0 || shift < 0 || v > (1ull << 40) >> shift)
-        throw Error(std::string(option) + " wants a size like 64M, not '" + text + "'");
+        throw usage_error(std::string(option) + " wants a size like 64M, not '" + text + "'");
     return v << shift;
 }
 

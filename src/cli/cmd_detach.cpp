@@ -26,14 +26,14 @@ void add_detach_command(CLI::App& app) {
     dev->excludes(all);
     cmd->callback([args] {
         if (!args->all) {
-            if (args->device.empty()) throw Error("detach: give a device (/dev/ublkbN or N) or --all");
+            if (args->device.empty()) throw usage_error("detach: give a device (/dev/ublkbN or N) or --all");
             daemon::detach_device(daemon::parse_device_ref(args->device));
             return;
         }
         std::string errors;
-        for (const auto& s : daemon::all_states()) {
+        for (const uint32_t id : daemon::state_ids()) {  // unreadable state files too: each says why
             try {
-                daemon::detach_device(s.id);
+                daemon::detach_device(id);
             } catch (const Error& e) {
                 errors += (errors.empty() ? "" : "; ") + std::string(e.what());
             }

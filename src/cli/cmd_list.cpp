@@ -32,7 +32,9 @@ void add_list_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("list", "List attached devices");
     cmd->add_flag("--json", *json, "print a JSON array");
     cmd->callback([json] {
-        const auto states = daemon::all_states();
+        std::vector<std::string> unreadable;
+        const auto states = daemon::all_states(&unreadable);
+        for (const auto& why : unreadable) std::fprintf(stderr, "unbd: warning: skipped %s\n", why.c_str());
         std::unique_ptr<ublk::ControlDevice> control;
         if (!states.empty()) {
             try {

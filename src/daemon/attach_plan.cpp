@@ -66,14 +66,9 @@ using namespace std::chrono_literals;
 ublk::DevInfo recoverable_device(ublk::ControlDevice& control, uint32_t id) {
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     for (;;) {
-        ublk::DevInfo info;
-        try {
-            info = control.get_info(id);
-        } catch (const Error& e) {
-            if (e.error_number() == ENODEV || e.error_number() == ENOENT)
-                throw Error("there is no ublk device " + std::to_string(id) + " to recover", ENODEV);
-            throw;
-        }
+        const std::optional<ublk::DevInfo> found = control.find(id);
+        if (!found) throw no_device_error("there is no ublk device " + std::to_string(id) + " to recover");
+        const ublk::DevInfo& info = *found;
         if ((info.flags & P::UBLK_F_USER_RECOVERY) == 0)
             throw Error("ublk device " + std::to_string(id) + " was made without user recovery: it cannot be recovered",
                         EINVAL);
@@ -86,6 +81,13 @@ ublk::DevInfo recoverable_device(ublk::ControlDevice& control, uint32_t id) {
                         EBUSY);
         std::this_thread::sleep_for(100ms);
     }
+}
+
+// `-n ID` of a device that exists: said here, before a server is contacted
+// or a daemon forked (ADD_DEV would say EEXIST only in the daemon's log).
+void refuse_taken_id(ublk::ControlDevice& control, uint32_t id) {
+    if (!control.find(id)) return;
+    throw Error("ublk device " + std::to_string(id) + " already exists (-n): pick another, or leave -n out", EEXIST);
 }
 
 void check_same_export(const nbd::ExportInfo& first, const nbd::ExportInfo& other, unsigned index) {
@@ -104,12 +106,21 @@ AttachPlan plan_attach(const AttachOptions& options) {
     AttachPlan plan;
     plan.options = options;
     plan.uri = nbd::parse_uri(options.uri_text);
+    // What the command line got wrong first: nothing is tried before it is right.
     if (options.depth < 1 || options.depth > P::UBLK_MAX_QUEUE_DEPTH) {
-        throw Error("--depth must be between 1 and " + std::to_string(P::UBLK_MAX_QUEUE_DEPTH));
+        throw usage_error("--depth must be between 1 and " + std::to_string(P::UBLK_MAX_QUEUE_DEPTH) + ", not " +
+                          std::to_string(options.depth));
     }
     if (options.queues && (*options.queues < 1 || *options.queues > 64)) {
-        throw Error("--queues must be between 1 and 64");
+        throw usage_error("--queues must be between 1 and 64, not " + std::to_string(*options.queues));
     }
+    if (options.dev_id && *options.dev_id > P::kMaxDevId) {
+        throw usage_error("--id must be between 0 and " + std::to_string(P::kMaxDevId) + ", not " +
+                          std::to_string(*options.dev_id));
+    }
+    if (options.durability_log_bytes < 2ull * options.buffer_bytes)
+        throw usage_error("--durability-log-size must be at least " +
+                          std::to_string(2ull * options.buffer_bytes >> 10) + "K (two of the largest requests)");
 
     // ublk first: no point connecting when the device cannot be made.
     if (::geteuid() != 0) {
@@ -131,6 +142,8 @@ AttachPlan plan_attach(const AttachOptions& options) {
             effective.zero_copy = (plan.device.flags & P::UBLK_F_AUTO_BUF_REG) ? ublk::ZeroCopyRequest::On
                                                                                : ublk::ZeroCopyRequest::Off;
             plan.options = effective;
+        } else if (options.dev_id) {
+            refuse_taken_id(control, *options.dev_id);
         }
     }
     if (options.on_daemon_loss == DaemonLoss::Fail && (plan.features & P::UBLK_F_USER_RECOVERY_FAIL_IO) == 0)
@@ -139,9 +152,6 @@ AttachPlan plan_attach(const AttachOptions& options) {
         throw Error("kernel too old: ublk lacks ioctl-encoded commands (Linux 6.4 or newer needed)");
     }
 
-    if (options.durability_log_bytes < 2ull * options.buffer_bytes)
-        throw Error("--durability-log-size must be at least " + std::to_string(2ull * options.buffer_bytes >> 10) +
-                    " KiB (two of the largest requests)");
     nbd::ConnectOptions co;
     co.dead_peer_timeout = options.io_timeout;
     plan.connect = co;

@@ -28,7 +28,7 @@ uint32_t parse_device_ref(const std::string& text) {
         }
     }
     if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) {
-        throw Error("'" + text + "' is not a unbd device: give /dev/ublkbN or its number N");
+        throw usage_error("'" + text + "' is not a unbd device: give /dev/ublkbN or its number N");
     }
     return static_cast<uint32_t>(std::stoul(digits));
 }
@@ -51,14 +51,13 @@ bool device_gone(uint32_t id) {
 }
 
 // STOP_DEV + DEL_DEV without a daemon. Returns false when no such device.
-bool delete_directly(uint32_t id) {
+// Without a state file only a device unbd made (its mark) is deleted.
+bool delete_directly(uint32_t id, bool have_state) {
     ublk::ControlDevice control;
-    try {
-        control.get_info(id);
-    } catch (const Error& e) {
-        if (e.error_number() == ENODEV || e.error_number() == ENOENT) return false;
-        throw;
-    }
+    const std::optional<ublk::DevInfo> info = control.find(id);
+    if (!info) return false;
+    if (!have_state && info->ublksrv_flags != ublk::kUnbdDeviceMark)
+        throw no_device_error("ublk device " + std::to_string(id) + " was not made by unbd: leaving it alone");
     const int stop = control.try_stop(id);
     if (stop < 0) spdlog::debug("STOP_DEV {}: {}", id, stop);
     const int del = control.try_remove_async(id);
@@ -69,7 +68,9 @@ bool delete_directly(uint32_t id) {
 }  // namespace
 
 void detach_device(uint32_t id) {
-    const auto state = read_state(id);
+    // A state file unbd cannot read (corrupt, or from a newer unbd) names no
+    // daemon to stop: refuse rather than delete a device under a live one.
+    const auto state = state_file_exists(id) ? std::optional<DeviceState>(load_state(id)) : std::nullopt;
     if (state && process_alive(state->pid)) {
         if (::kill(state->pid, SIGTERM) != 0 && errno != ESRCH) {
             throw Error(errno_text("cannot signal the daemon of device " + std::to_string(id) + " (pid " +
@@ -83,8 +84,8 @@ void detach_device(uint32_t id) {
         }
     }
     // The daemon is gone (or never finished its job): clean up directly.
-    const bool existed = !device_gone(id) ? delete_directly(id) : false;
-    if (!state && !existed) throw Error("no unbd device " + std::to_string(id));
+    const bool existed = !device_gone(id) ? delete_directly(id, state.has_value()) : false;
+    if (!state && !existed) throw no_device_error("no unbd device " + std::to_string(id) + " (detached already?)");
     remove_state(id);
     if (!wait_for([&] { return device_gone(id); }, 10s)) {
         throw Error("device " + std::to_string(id) + " is still present 10 s after being deleted");

@@ -204,6 +204,7 @@ ublk::DevInfo DeviceDaemon::create_device() {
     want.max_io_buf_bytes = plan_.options.buffer_bytes;
     want.dev_id = plan_.options.dev_id.value_or(P::kDevIdAuto);
     want.ublksrv_pid = ::getpid();
+    want.ublksrv_flags = ublk::kUnbdDeviceMark;
     want.flags = P::UBLK_F_CMD_IOCTL_ENCODE | P::UBLK_F_URING_CMD_COMP_IN_TASK;
     if (plan_.zero_copy.zero_copy()) want.flags |= P::UBLK_F_AUTO_BUF_REG;
     // Zero copy also asks for USER_COPY (6.5): a queue copies a write's data

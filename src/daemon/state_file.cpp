@@ -15,6 +15,13 @@ namespace unbd::daemon {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// nlohmann's parse errors are long; the first line is the useful part.
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
 nlohmann::json DeviceState::to_json() const {
     return nlohmann::json{{"version", kStateVersion},
                           {"id", id},
@@ -102,6 +109,11 @@ void write_state(const DeviceState& state) {
     }
 }
 
+bool state_file_exists(uint32_t id) {
+    std::error_code ec;
+    return fs::exists(state_path(id), ec);
+}
+
 std::optional<DeviceState> read_state(uint32_t id) {
     std::ifstream in(state_path(id));
     if (!in) return std::nullopt;
@@ -115,30 +127,45 @@ std::optional<DeviceState> read_state(uint32_t id) {
 DeviceState load_state(uint32_t id) {
     const std::string path = state_path(id);
     std::ifstream in(path);
-    if (!in) throw Error("no state file " + path + ": device " + std::to_string(id) + " was not attached by unbd here",
-                         ENOENT);
+    if (!in)
+        throw Error("no state file " + path + ": device " + std::to_string(id) + " was not attached by unbd here",
+                    ENOENT, Failure::NoDevice);
     try {
         return DeviceState::from_json(nlohmann::json::parse(in));
     } catch (const Error& e) {
-        throw Error(path + ": " + e.what(), EINVAL);
+        throw Error(path + ": " + e.what() + ": use that unbd for device " + std::to_string(id), EINVAL);
     } catch (const std::exception& e) {
-        throw Error(path + " is corrupt (" + e.what() + "); detach the device and attach it again", EINVAL);
+        throw Error(path + " is corrupt (" + first_line(e.what()) + "): if no unbd daemon serves device " +
+                        std::to_string(id) + " any more, remove the file",
+                    EINVAL);
     }
 }
 
 void remove_state(uint32_t id) noexcept { ::unlink(state_path(id).c_str()); }
 
-std::vector<DeviceState> all_states() {
-    std::vector<DeviceState> out;
+std::vector<uint32_t> state_ids() {
+    std::vector<uint32_t> ids;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(state_dir(), ec)) {
         const fs::path& p = entry.path();
         if (p.extension() != ".json") continue;
         const std::string stem = p.stem().string();
-        if (stem.empty() || stem.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (auto s = read_state(static_cast<uint32_t>(std::stoul(stem)))) out.push_back(*s);
+        if (stem.empty() || stem.size() > 9 || stem.find_first_not_of("0123456789") != std::string::npos) continue;
+        ids.push_back(static_cast<uint32_t>(std::stoul(stem)));
     }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+std::vector<DeviceState> all_states(std::vector<std::string>* unreadable) {
+    std::vector<DeviceState> out;
+    for (const uint32_t id : state_ids()) {
+        try {
+            out.push_back(load_state(id));
+        } catch (const Error& e) {
+            if (unreadable != nullptr && e.kind() != Failure::NoDevice) unreadable->push_back(e.what());
+        }
+    }
     return out;
 }
 

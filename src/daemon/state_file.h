@@ -56,10 +56,16 @@ std::string state_dir();
 std::string state_path(uint32_t id);
 
 void write_state(const DeviceState& state);  // throws Error
+bool state_file_exists(uint32_t id);
 std::optional<DeviceState> read_state(uint32_t id);  // nullopt: no file or unreadable
-DeviceState load_state(uint32_t id);  // throws Error saying what is wrong with the file
+// Throws Error saying what is wrong: no file (Failure::NoDevice), or a
+// corrupt file or one from a newer unbd (Failure::Failed, with what to do).
+DeviceState load_state(uint32_t id);
 void remove_state(uint32_t id) noexcept;
-// Every state file, sorted by id; unreadable ones are skipped.
-std::vector<DeviceState> all_states();
+// The ids of every state file, readable or not, sorted.
+std::vector<uint32_t> state_ids();
+// Every readable state file, sorted by id; `unreadable` (if given) gets one
+// line per file that is not (list warns, detach --all refuses them).
+std::vector<DeviceState> all_states(std::vector<std::string>* unreadable = nullptr);
 
 }  // namespace unbd::daemon

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <spdlog/spdlog.h>
 
@@ -126,7 +127,15 @@ struct Connector {
             finished = true;
         });
         if (!run_until(io, finished, deadline)) connect_timeout();
-        if (ec) cannot_connect(ec);
+        if (ec) {
+            // connect() says only "connection refused" for a regular file or a directory.
+            struct stat st{};
+            if (::stat(uri.socket_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+                throw Error("cannot connect to " + uri.to_string() + ": " + uri.socket_path +
+                                " is not a socket (is the server running, and is that its socket?)",
+                            ENOTSOCK);
+            cannot_connect(ec);
+        }
         return sock;
     }
 

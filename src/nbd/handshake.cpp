@@ -267,6 +267,7 @@ void Handshake::on_info(std::span<const std::byte> p) {
             if (body.size() != 10)
                 return fail("protocol error: NBD_INFO_EXPORT of " + std::to_string(p.size()) + " bytes, not 12" + where);
             info_.size = load_be<uint64_t>(body.data());
+            if (!accept_size(info_.size)) return;
             info_.transmission_flags = load_be<uint16_t>(body.data() + 8);
             got_info_export_ = true;
             return;
@@ -332,8 +333,16 @@ void Handshake::on_list_reply() {
 
 // ---- EXPORT_NAME ------------------------------------------------------------
 
+bool Handshake::accept_size(uint64_t size) {
+    if (size <= kMaxExportSize) return true;
+    fail("the server on " + params_.where + " announces an export of " + std::to_string(size) +
+         " bytes, more than the 2^63-1 a Linux block device can address: refusing it");
+    return false;
+}
+
 void Handshake::on_export_name_reply() {
     info_.size = load_be<uint64_t>(in_.data());
+    if (!accept_size(info_.size)) return;
     info_.transmission_flags = load_be<uint16_t>(in_.data() + 8);
     if (!info_.structured_replies) info_.transmission_flags &= static_cast<uint16_t>(~kFlagSendDf);
     if (no_zeroes_)

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <span>
@@ -35,6 +36,10 @@ inline constexpr std::size_t kMaxOptionReplyLength = 64 * 1024;
 // (NBD_OPT_LIST entries) and the work (replies to one option).
 inline constexpr std::size_t kMaxExports = 10'000;
 inline constexpr std::size_t kMaxRepliesPerOption = 20'000;
+// The largest export size accepted. NBD sizes are u64, but Linux block
+// devices and file offsets are signed 64-bit (loff_t), as are nbdkit's and
+// qemu's: a size above 2^63-1 is refused, whether from GO or EXPORT_NAME.
+inline constexpr uint64_t kMaxExportSize = INT64_MAX;
 
 class Handshake {
 public:
@@ -80,6 +85,7 @@ private:
     void on_list_reply();
     void on_info(std::span<const std::byte> payload);
     void on_export_name_reply();
+    bool accept_size(uint64_t size);  // false (and failed) above kMaxExportSize
 
     void send_option(proto::Opt option, std::span<const std::byte> data = {});
     void send_go();

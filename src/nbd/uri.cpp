@@ -30,7 +30,7 @@ std::string percent_decode(std::string_view in, const char* what) {
         int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
         int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
         if (hi < 0 || lo < 0)
-            throw Error("bad percent-encoding '" + std::string(in.substr(i, 3)) + "' in the " + what + " of the URI");
+            throw usage_error("bad percent-encoding '" + std::string(in.substr(i, 3)) + "' in the " + what + " of the URI");
         out += static_cast<char>(hi * 16 + lo);
         i += 2;
     }
@@ -62,7 +62,7 @@ uint16_t parse_port(std::string_view text) {
     unsigned value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535)
-        throw Error("bad port '" + std::string(text) + "' in the URI (expected 1-65535)");
+        throw usage_error("bad port '" + std::string(text) + "' in the URI (expected 1-65535)");
     return static_cast<uint16_t>(value);
 }
 
@@ -73,24 +73,24 @@ void parse_authority(std::string_view auth, Uri& uri) {
     if (!auth.empty() && auth.front() == '[') {
         auto close = auth.find(']');
         if (close == std::string_view::npos)
-            throw Error("unterminated IPv6 address '" + std::string(auth) + "' in the URI (missing ']')");
+            throw usage_error("unterminated IPv6 address '" + std::string(auth) + "' in the URI (missing ']')");
         uri.host = percent_decode(auth.substr(1, close - 1), "IPv6 address");
         auto rest = auth.substr(close + 1);
         if (!rest.empty()) {
             if (rest.front() != ':')
-                throw Error("unexpected '" + std::string(rest) + "' after the IPv6 address in the URI");
+                throw usage_error("unexpected '" + std::string(rest) + "' after the IPv6 address in the URI");
             port = rest.substr(1);
-            if (port.empty()) throw Error("empty port after ':' in the URI");
+            if (port.empty()) throw usage_error("empty port after ':' in the URI");
         }
-        if (uri.host.empty()) throw Error("empty IPv6 address '[]' in the URI");
+        if (uri.host.empty()) throw usage_error("empty IPv6 address '[]' in the URI");
     } else {
         auto colon = auth.find(':');
         if (colon != std::string_view::npos) {
             if (auth.find(':', colon + 1) != std::string_view::npos)
-                throw Error("host '" + std::string(auth) + "' looks like an IPv6 address: write it in brackets, "
+                throw usage_error("host '" + std::string(auth) + "' looks like an IPv6 address: write it in brackets, "
                             "e.g. nbd://[::1]/");
             port = auth.substr(colon + 1);
-            if (port.empty()) throw Error("empty port after ':' in the URI");
+            if (port.empty()) throw usage_error("empty port after ':' in the URI");
             auth = auth.substr(0, colon);
         }
         uri.host = percent_decode(auth, "host");
@@ -109,13 +109,13 @@ void parse_query(std::string_view query, Uri& uri) {
         auto value = eq == std::string_view::npos ? std::string{} : percent_decode(item.substr(eq + 1), "query");
         if (key == "socket") {
             if (uri.transport != Transport::Unix)
-                throw Error("query parameter 'socket' is only valid with nbd+unix:// URIs");
-            if (value.empty()) throw Error("empty 'socket=' in the URI");
+                throw usage_error("query parameter 'socket' is only valid with nbd+unix:// URIs");
+            if (value.empty()) throw usage_error("empty 'socket=' in the URI");
             uri.socket_path = value;
         } else if (key.starts_with("tls-")) {
-            throw Error("query parameter '" + key + "': TLS is not supported yet");
+            throw usage_error("query parameter '" + key + "': TLS is not supported yet");
         } else if (!key.starts_with("x-")) {  // x-*: experimental, may be ignored (uri.md)
-            throw Error("unknown query parameter '" + key + "' in the URI");
+            throw usage_error("unknown query parameter '" + key + "' in the URI");
         }
     }
 }
@@ -126,7 +126,7 @@ Uri parse_uri(const std::string& text) {
     std::string_view rest = text;
     auto sep = rest.find("://");
     if (sep == std::string_view::npos)
-        throw Error("'" + text + "' is not an NBD URI (expected nbd://HOST[:PORT]/EXPORT or "
+        throw usage_error("'" + text + "' is not an NBD URI (expected nbd://HOST[:PORT]/EXPORT or "
                     "nbd+unix:///EXPORT?socket=PATH)");
     std::string scheme(rest.substr(0, sep));
     for (auto& c : scheme) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -134,16 +134,16 @@ Uri parse_uri(const std::string& text) {
 
     Uri uri;
     if (scheme == "nbds" || scheme == "nbds+unix")
-        throw Error("'" + scheme + "://' URIs need TLS: TLS is not supported yet");
+        throw usage_error("'" + scheme + "://' URIs need TLS: TLS is not supported yet");
     if (scheme == "nbd")
         uri.transport = Transport::Tcp;
     else if (scheme == "nbd+unix")
         uri.transport = Transport::Unix;
     else
-        throw Error("unsupported URI scheme '" + scheme + "' (expected nbd or nbd+unix)");
+        throw usage_error("unsupported URI scheme '" + scheme + "' (expected nbd or nbd+unix)");
 
     if (auto hash = rest.find('#'); hash != std::string_view::npos)
-        throw Error("unexpected fragment '" + std::string(rest.substr(hash)) + "' in the URI");
+        throw usage_error("unexpected fragment '" + std::string(rest.substr(hash)) + "' in the URI");
     std::string_view query;
     if (auto q = rest.find('?'); q != std::string_view::npos) {
         query = rest.substr(q + 1);
@@ -154,21 +154,21 @@ Uri parse_uri(const std::string& text) {
     auto path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
 
     if (uri.transport == Transport::Tcp) {
-        if (authority.empty()) throw Error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
+        if (authority.empty()) throw usage_error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
         parse_authority(authority, uri);
-        if (uri.host.empty()) throw Error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
+        if (uri.host.empty()) throw usage_error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
     } else if (!authority.empty()) {
-        throw Error("nbd+unix:// URIs take no host, but '" + std::string(authority) +
+        throw usage_error("nbd+unix:// URIs take no host, but '" + std::string(authority) +
                     "' was given (expected nbd+unix:///EXPORT?socket=PATH)");
     }
 
     uri.export_name = percent_decode(path, "export name");
-    if (uri.export_name.find('\0') != std::string::npos) throw Error("the export name in the URI contains a NUL byte");
+    if (uri.export_name.find('\0') != std::string::npos) throw usage_error("the export name in the URI contains a NUL byte");
     if (uri.export_name.size() > proto::kMaxStringLength)
-        throw Error("the export name in the URI is longer than 4096 bytes");
+        throw usage_error("the export name in the URI is longer than 4096 bytes");
     parse_query(query, uri);
     if (uri.transport == Transport::Unix && uri.socket_path.empty())
-        throw Error("nbd+unix:// URI '" + text + "' lacks '?socket=PATH'");
+        throw usage_error("nbd+unix:// URI '" + text + "' lacks '?socket=PATH'");
     return uri;
 }
 

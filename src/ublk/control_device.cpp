@@ -136,6 +136,15 @@ DevInfo ControlDevice::get_info(uint32_t dev_id) {
     return scratch_->info;
 }
 
+std::optional<DevInfo> ControlDevice::find(uint32_t dev_id) {
+    try {
+        return get_info(dev_id);
+    } catch (const Error& e) {
+        if (e.error_number() == ENODEV || e.error_number() == ENOENT) return std::nullopt;
+        throw;
+    }
+}
+
 void ControlDevice::start(uint32_t dev_id, int daemon_pid) {
     // START_DEV also scans partitions, which reads through our queues.
     run_checked(P::UBLK_U_CMD_START_DEV, dev_id, nullptr, 0, static_cast<uint64_t>(daemon_pid), 60s,

@@ -24,6 +24,12 @@ namespace unbd::ublk {
 using DevInfo = proto::ublk::ublksrv_ctrl_dev_info;
 using Params = proto::ublk::ublk_params;
 
+// What unbd writes into DevInfo::ublksrv_flags at ADD_DEV ("UNBD", format 1).
+// The kernel keeps it for the device's lifetime and returns it in
+// GET_DEV_INFO, so unbd can tell its own devices from other ublk servers'
+// even without a state file, and never detaches someone else's.
+inline constexpr uint64_t kUnbdDeviceMark = 0x554e424400000001ull;
+
 class ControlDevice {
 public:
     // Throws an Error a person can act on when ublk is missing or we lack rights.
@@ -40,6 +46,8 @@ public:
     void set_params(uint32_t dev_id, const Params& params);
     Params get_params(uint32_t dev_id);
     DevInfo get_info(uint32_t dev_id);
+    // GET_DEV_INFO, nullopt when there is no such device (ENODEV/ENOENT).
+    std::optional<DevInfo> find(uint32_t dev_id);
     // START_DEV: every queue must already have its FETCHes submitted.
     void start(uint32_t dev_id, int daemon_pid);
     // -errno of a command without throwing (for best-effort cleanup).

@@ -54,7 +54,8 @@ DeviceParams map_export(const nbd::ExportInfo& info, const MappingOptions& optio
                                std::to_string(out.size_bytes) + " bytes");
     }
     if (out.size_bytes == 0) {
-        throw Error("the export is smaller than one " + std::to_string(logical) + "-byte block");
+        throw Error("the export (" + std::to_string(info.size) + " bytes) is smaller than one " +
+                    std::to_string(logical) + "-byte block: there is nothing to attach");
     }
 
     // Preferred size: a power of two by the spec; be lenient with servers.

@@ -11,7 +11,7 @@ ZeroCopyRequest parse_zero_copy(const std::string& text) {
     if (text == "auto") return ZeroCopyRequest::Auto;
     if (text == "on") return ZeroCopyRequest::On;
     if (text == "off") return ZeroCopyRequest::Off;
-    throw Error("--zero-copy must be auto, on or off, not '" + text + "'");
+    throw usage_error("--zero-copy must be auto, on or off, not '" + text + "'");
 }
 
 std::string ZeroCopyChoice::name() const {
@@ -25,7 +25,7 @@ nbd::PayloadOps parse_payload_ops(const std::string& text) {
                      nbd::PayloadOps::SendZcFixed}) {
         if (t == nbd::name(ops)) return ops;
     }
-    throw Error("--payload-ops must be user_copy, read_write_fixed, send_recv_fixed or send_zc_fixed, not '" +
+    throw usage_error("--payload-ops must be user_copy, read_write_fixed, send_recv_fixed or send_zc_fixed, not '" +
                 text + "'");
 }
 

@@ -52,7 +52,7 @@ bool try_op(int family, Op op) {
         if (table.set(0, buf.data(), buf.size()) != 0) return false;
         const bool sending = op == Op::WriteFixed || op == Op::SendFixed || op == Op::SendZcFixed;
         std::memcpy(buf.data(), "unbdprob", 8);
-        if (!sending && ::send(b.get(), "unbdprob", 8, 0) != 8) return false;
+        if (!sending && ::send(b.get(), "unbdprob", 8, MSG_NOSIGNAL) != 8) return false;
         const uint64_t addr = reinterpret_cast<uintptr_t>(buf.data());
         io_uring_sqe* sqe = ring.get_sqe();
         const Target t = Target::plain(a.get());

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 
+#include "common/error.h"
 #include "integration/support/hostile_server.h"
 #include "integration/support/nbdkit.h"
 
@@ -152,4 +153,20 @@ TEST_CASE("engine vs hostile server: error code outside the spec becomes EINVAL,
     CHECK(fe->execute({.op = BlockOp::Flush}) == -ENOSPC);
     CHECK_FALSE(fe->session().failed());
     CHECK(fe->disconnect());
+}
+
+TEST_CASE("engine vs hostile server: an export size above 2^63-1 is refused before any I/O") {
+    // No engine can be made for it: offsets past 2^63-1 exist for no block
+    // device (and wrap in signed arithmetic). The EXPORT_NAME path is the
+    // handshake unit tests' job; GO is what this server speaks.
+    for (const uint64_t size : {(uint64_t{1} << 63), ~uint64_t{0}}) {
+        HostileServer server(size, kFlags, [](ServerConn& c) { c.read_request(); });
+        try {
+            connect_engine(server.uri());
+            FAIL("connected to an export of " << size << " bytes");
+        } catch (const Error& e) {
+            CHECK_MESSAGE(std::string(e.what()).find("more than the 2^63-1") != std::string::npos, e.what());
+            CHECK(e.error_number() == EPROTO);
+        }
+    }
 }

@@ -357,6 +357,25 @@ TEST_CASE("handshake: bad NBD_INFO_BLOCK_SIZE values") {
     CHECK(contains(fail_with(bad_len), "NBD_INFO_BLOCK_SIZE of 6 bytes"));
 }
 
+TEST_CASE("handshake: an export size above 2^63-1 is refused, from GO and from EXPORT_NAME") {
+    const uint64_t limit = unbd::nbd::kMaxExportSize;
+    using Stream = Bytes (*)(uint64_t);
+    const Stream go = [](uint64_t size) {
+        return Server{}.greeting(kBoth).info_export(size, 1).reply(Opt::Go, Rep::Ack).b;
+    };
+    const Stream by_name = [](uint64_t size) {
+        return Server{}.greeting(kBoth).reply(Opt::Go, Rep::ErrUnsup).export_name_reply(size, 1, false).b;
+    };
+    for (const Stream stream : {go, by_name}) {
+        CHECK(contains(fail_with(stream(limit + 1)), "announces an export of 9223372036854775808 bytes, more than"));
+        CHECK(contains(fail_with(stream(~uint64_t{0})), "18446744073709551615 bytes"));
+        auto hs = make();
+        drive(hs, stream(limit));
+        REQUIRE(hs.done());
+        CHECK(hs.info().size == limit);
+    }
+}
+
 TEST_CASE("handshake: lenient block sizes real servers send are accepted") {
     // qemu-nbd -f raw: minimum 1; preferred below 512 is tolerated.
     auto s = Server{}.greeting(kBoth).info_block(1, 256, 0xffffffff).info_export(1000, 1).reply(Opt::Go, Rep::Ack).b;

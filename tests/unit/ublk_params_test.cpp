@@ -112,6 +112,40 @@ TEST_CASE("ublk params: exports that cannot be a block device are refused") {
     odd.block_size_min = 3000;
     CHECK_THROWS_AS(ublk::map_export(odd, {}), Error);
     CHECK_THROWS_AS(ublk::map_export(export_with(0, 100), {}), Error);
+    CHECK_THROWS_WITH_AS(ublk::map_export(export_with(0, 0), {}), doctest::Contains("(0 bytes)"), Error);
+    auto tiny_max = export_with(0);  // the handshake lets max 256 >= min 1 pass; no 512-byte block fits
+    tiny_max.block_size_advertised = true;
+    tiny_max.block_size_min = 1;
+    tiny_max.block_size_preferred = 256;
+    tiny_max.block_size_max = 256;
+    CHECK_THROWS_WITH_AS(ublk::map_export(tiny_max, {}), doctest::Contains("maximum request size 256"), Error);
+}
+
+TEST_CASE("ublk params: absurd but harmless export facts are rounded or clamped") {
+    // Size just below 2^63 (the handshake's limit): whole blocks, with a warning.
+    const auto huge = ublk::map_export(export_with(0, uint64_t{INT64_MAX}), {});
+    CHECK(huge.size_bytes == (uint64_t{1} << 63) - 512);
+    CHECK(huge.params.basic.dev_sectors == (uint64_t{1} << 54) - 1);
+    CHECK(huge.warnings.size() == 1);
+    // A preferred size above 32 MiB, even above the maximum, is only a hint:
+    // io_opt stays within the largest request, physical within a page.
+    auto pref = export_with(0);
+    pref.block_size_advertised = true;
+    pref.block_size_min = 512;
+    pref.block_size_preferred = 64u << 20;
+    for (const uint32_t max : {0xffffffffu, 32u << 20}) {
+        pref.block_size_max = max;
+        const auto d = ublk::map_export(pref, {});
+        CHECK(d.params.basic.physical_bs_shift == 12);
+        CHECK((1u << d.params.basic.io_opt_shift) <= d.max_request_bytes);
+    }
+    // A maximum that is not a power of two: requests of whole blocks below it.
+    auto odd_max = export_with(0);
+    odd_max.block_size_advertised = true;
+    odd_max.block_size_min = 512;
+    odd_max.block_size_preferred = 4096;
+    odd_max.block_size_max = 100000;
+    CHECK(ublk::map_export(odd_max, {}).max_request_bytes == 99840);
 }
 
 TEST_CASE("ublk params: recovery accepts the same or a grown export, and says what no longer fits") {

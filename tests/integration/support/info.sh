@@ -5,6 +5,9 @@
 #   size_after_go URI         the export size libnbd sees after NBD_OPT_GO (nbdinfo --size)
 #   json_field KEY            prints KEY of $TESTDIR/unbd.json (Python repr-free: true/false/null/number/string)
 #   wait_for_port PORT        waits until 127.0.0.1:PORT accepts connections
+#   serve_scripted NAME ARGS...  support/scripted_server.py on $TESTDIR/NAME.sock
+#                             announcing what ARGS say (--size, --flags, --block
+#                             MIN,PREF,MAX, --close-after-handshake); sets URI
 
 # The system python (python3-libnbd's) starts fastest and is the one CI has.
 if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
@@ -39,4 +42,14 @@ wait_for_port() {
     sleep 0.1
   done
   fail "nothing listens on port $1"
+}
+
+serve_scripted() {
+  local name=$1; shift
+  "$PYTHON" "$UNBD_SOURCE_DIR/tests/integration/support/scripted_server.py" \
+    --unix "$TESTDIR/$name.sock" --ready "$TESTDIR/$name.ready" "$@" &
+  cleanup_fn kill $!
+  for _ in $(seq 100); do [ -e "$TESTDIR/$name.ready" ] && break; sleep 0.1; done
+  [ -e "$TESTDIR/$name.ready" ] || fail "the scripted server $name did not start"
+  URI="nbd+unix:///?socket=$TESTDIR/$name.sock"
 }
