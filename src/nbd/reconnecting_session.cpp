@@ -15,6 +15,15 @@
 namespace unbd::nbd {
 
 namespace {
+// Up to this size a write's data is copied into the log inline, in this
+// thread (copy_request_data: cheap for small writes); larger ones go to
+// the kernel as a WRITE_FIXED that runs beside the network send. Measured
+// in the TCG guest: inline won at 4K (0.79x -> 0.91x of copy mode), lost at
+// 1M (0.98x -> 0.78x of the kernel client); 64K is between, not measured.
+constexpr uint32_t kInlineCopyMax = 64 * 1024;
+}  // namespace
+
+namespace {
 bool writes_data(BlockOp op) { return op == BlockOp::Write || op == BlockOp::Trim || op == BlockOp::WriteZeroes; }
 }  // namespace
 
@@ -79,7 +88,7 @@ bool ReconnectingSession::try_reserve(uint16_t tag) {
         // Our own buffer: a plain copy, no SQE, no kernel worker.
         std::memcpy(opt_.log->data(*res), reinterpret_cast<const void*>(static_cast<uintptr_t>(payload_addr(session_options_, tag, 0))),
                     q.req.length);
-    } else if (has_data && opt_.copy_request_data) {
+    } else if (has_data && opt_.copy_request_data && q.req.length <= kInlineCopyMax) {
         const int n = opt_.copy_request_data(tag, opt_.log->data(*res), q.req.length);
         if (n != static_cast<int>(q.req.length)) {
             q.copy_failed = true;

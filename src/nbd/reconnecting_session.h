@@ -15,10 +15,10 @@
 //              failing() they complete with -EIO instead.
 //   durability with a DurabilityLog (Replay), every WRITE's data is copied
 //              into the log: by memcpy from our own buffer (copy mode); in
-//              zero copy by the frontend's copy_request_data (ublk
-//              USER_COPY: one pread, no kernel worker) or else by an
-//              io_uring WRITE_FIXED from the request's registered buffer
-//              into the log's memfd while it is on the
+//              zero copy by the frontend's copy_request_data for small
+//              writes (ublk USER_COPY: one pread, no kernel worker), else
+//              by an io_uring WRITE_FIXED from the request's registered
+//              buffer into the log's memfd while it is on the
 //              wire; a write completes to the frontend only when both the
 //              server's reply and the copy are in, and is then logged as
 //              acknowledged.
@@ -64,7 +64,8 @@ struct ReconnectOptions {
     std::function<uring::Target(int fd)> bind_socket;
     // Zero copy only: copies `length` bytes of tag's request data into
     // `dest` now, returning bytes copied or -errno (the ublk queue's
-    // USER_COPY pread). Unset: the copy is an io_uring WRITE_FIXED.
+    // USER_COPY pread). Used for small writes; large ones, and all when
+    // unset, are copied by an io_uring WRITE_FIXED.
     std::function<int(uint16_t tag, void* dest, uint32_t length)> copy_request_data;
 };
 
