@@ -58,6 +58,9 @@ std::string state_path(uint32_t id);
 void write_state(const DeviceState& state);  // throws Error
 std::optional<DeviceState> read_state(uint32_t id);  // nullopt: no file or unreadable
 DeviceState load_state(uint32_t id);  // throws Error saying what is wrong with the file
+// The text of the state file at `path` (named in errors); throws Error
+// (EINVAL) saying what is wrong with it. Pure (state_json.cpp).
+DeviceState parse_state(const std::string& text, const std::string& path);
 void remove_state(uint32_t id) noexcept;
 // Every state file, sorted by id; unreadable ones are skipped.
 std::vector<DeviceState> all_states();
