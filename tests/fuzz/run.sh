@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs one libFuzzer target of unbd for a fixed time:
 #   tests/fuzz/run.sh TARGET SECONDS [libFuzzer options...]
-# e.g. tests/fuzz/run.sh handshake 600, or tests/fuzz/run.sh reply 3600 -jobs=2
+# e.g. tests/fuzz/run.sh handshake 600, or tests/fuzz/run.sh reply 3600 -max_len=65536
 # TARGET is a fuzz_TARGET binary of the fuzz preset's build (build/fuzz, or
 # $UNBD_FUZZ_BUILD_DIR). The seeds in tests/fuzz/corpus/TARGET are read,
 # never written: what the fuzzer learns goes to build/fuzz/corpus/TARGET,
