@@ -26,7 +26,7 @@ args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_sta
 [ -f "$dict" ] && args+=(-dict="$dict")
 log=$build/fuzz-$target.log
 set +e
-"$binary" "${args[@]}" "$@" "$work" "$seeds" 2>&1 | tee "$log" | grep -E '^(INFO: Seed|#[0-9]+ +(INITED|DONE)|Done |==[0-9]+==ERROR|SUMMARY|.*runtime error)'
+"$binary" "${args[@]}" "$@" "$work" "$seeds" 2>&1 | tee "$log" | grep -E '^(INFO: Seed|#[0-9]+[[:space:]]+(INITED|DONE)|Done |==[0-9]+==ERROR|SUMMARY|.*runtime error)'
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" != 0 ]; then
