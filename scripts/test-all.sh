@@ -1,12 +1,14 @@
 #!/bin/bash
 # Runs every test of unbd and ends with one line: "N passed, N failed".
 #   1. installs what is missing (scripts/install-deps.sh)
-#   2. builds the default and the asan (ASan + UBSan) presets
+#   2. builds the default, asan (ASan + UBSan) and fuzz presets
 #   3. host tests (unit + integration: real nbdkit, qemu-nbd, nbd-server) in both builds
-#   4. the .deb of the default build (cpack), for the VM test that installs it
-#   5. VM tests (ublk end to end) in the default build, inside tests/vm/run's guest
+#   4. fuzz targets (tests/fuzz, the fuzz preset: clang + libFuzzer), each for
+#      UNBD_FUZZ_SECONDS (25); a crash fails its test
+#   5. the .deb of the default build (cpack), for the VM test that installs it
+#   6. VM tests (ublk end to end) in the default build, inside tests/vm/run's guest
 # A test that did not run (skipped, not built, timed out) counts as failed.
-# Environment: UNBD_TEST_JOBS (default 2), UNBD_SKIP_VM=1 to leave out steps 4-5
+# Environment: UNBD_TEST_JOBS (default 2), UNBD_SKIP_VM=1 to leave out steps 5-6
 # (the summary then says so; CI never sets it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,8 @@ step "dependencies"
 bash scripts/install-deps.sh || { echo "0 passed, 1 failed (dependency installation failed)"; exit 1; }
 
 build_ok=()
-for preset in default asan; do
+presets=(default asan fuzz)
+for preset in "${presets[@]}"; do
   step "build ($preset)"
   if cmake --preset "$preset" >"$results/configure-$preset.log" 2>&1 &&
      cmake --build --preset "$preset" -j "$jobs" 2>&1 | tail -n 50; then
@@ -41,6 +44,9 @@ for preset in default asan; do
     run_ctest "$preset" 'unit|integration' "host-$preset" -j "$jobs"
   fi
 done
+if [[ " ${build_ok[*]} " == *" fuzz "* ]]; then
+  run_ctest fuzz fuzz "fuzz"  # one target at a time: each uses a core for its whole run
+fi
 if [ "${UNBD_SKIP_VM:-0}" != 1 ] && [[ " ${build_ok[*]} " == *" default "* ]]; then
   # vm/deb-install installs this .deb; without it (cpack failed) that test fails.
   step "package (default): build/default/packages/"
@@ -52,9 +58,9 @@ if [ "${UNBD_SKIP_VM:-0}" != 1 ] && [[ " ${build_ok[*]} " == *" default "* ]]; t
 fi
 
 step "summary"
-/usr/bin/python3 - "$results" "${#build_ok[@]}" "${UNBD_SKIP_VM:-0}" <<'PY'
+/usr/bin/python3 - "$results" "${#build_ok[@]}" "${UNBD_SKIP_VM:-0}" "${#presets[@]}" <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
-results, builds_ok, skip_vm = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+results, builds_ok, skip_vm, builds = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
 passed, failed, not_run = 0, [], []
 for path in sorted(glob.glob(f"{results}/*.xml")):
     suite = path.rsplit("/", 1)[1][:-4]
@@ -69,7 +75,7 @@ for path in sorted(glob.glob(f"{results}/*.xml")):
             passed += 1
 for n in failed: print("FAILED:", n)
 for n in not_run: print("NOT RUN (counted as failed):", n)
-build_failures = 2 - builds_ok
+build_failures = builds - builds_ok
 nfail = len(failed) + len(not_run) + build_failures
 note = []
 if build_failures: note.append(f"{build_failures} build(s) failed")

@@ -6,6 +6,10 @@
 #   start_nbdkit -P PIDFILE ARGS...   nbdkit in the background; waits for the
 #                   pidfile; killed on exit
 #   pick_port       a free TCP port on 127.0.0.1
+#   start_nbd_server FILE NAME [KEY=VALUE...]   nbd-server exporting FILE as
+#                   NAME on 127.0.0.1:$NBD_SERVER_PORT (extra export settings
+#                   go to the export's section); waits until it listens;
+#                   killed on exit
 #   fail MSG        print "FAIL: MSG" and exit 1
 #   expect_fail DESC CMD...   CMD must exit non-zero; its stderr goes to $STDERR
 #   trim TEXT       TEXT without leading and trailing blanks (table cells)
@@ -49,6 +53,26 @@ start_nbdkit() {
 
 pick_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start_nbd_server() {
+  local file=$1 name=$2 setting; shift 2
+  NBD_SERVER_PORT=$(pick_port)
+  {
+    printf '[generic]\nport = %s\nlistenaddr = 127.0.0.1\nallowlist = true\n[%s]\nexportname = %s\n' \
+      "$NBD_SERVER_PORT" "$name" "$file"
+    for setting in "$@"; do printf '%s\n' "${setting/=/ = }"; done
+  } >"$TESTDIR/nbd-server.conf"
+  # It daemonizes (forking per client) and writes its pid file.
+  nbd-server -C "$TESTDIR/nbd-server.conf" -p "$TESTDIR/nbd-server.pid" 2>"$TESTDIR/nbd-server.log" ||
+    fail "nbd-server failed to start: $(cat "$TESTDIR/nbd-server.log")"
+  for _ in $(seq 50); do [ -s "$TESTDIR/nbd-server.pid" ] && break; sleep 0.1; done
+  cleanup_fn _kill_pidfile "$TESTDIR/nbd-server.pid"
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$NBD_SERVER_PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "nbd-server does not listen on port $NBD_SERVER_PORT"
 }
 
 expect_fail() {

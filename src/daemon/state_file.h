@@ -61,6 +61,9 @@ std::optional<DeviceState> read_state(uint32_t id);  // nullopt: no file or unre
 // Throws Error saying what is wrong: no file (Failure::NoDevice), or a
 // corrupt file or one from a newer unbd (Failure::Failed, with what to do).
 DeviceState load_state(uint32_t id);
+// The text of the state file at `path` (named in errors); throws Error
+// (EINVAL) saying what is wrong with it and what to do. Pure (state_json.cpp).
+DeviceState parse_state(const std::string& text, const std::string& path);
 void remove_state(uint32_t id) noexcept;
 // The ids of every state file, readable or not, sorted.
 std::vector<uint32_t> state_ids();

@@ -5,8 +5,9 @@
 // stage_ and process_stage() parses every reply in it. It is armed only
 // while replies are expected, so an idle session has nothing in the kernel.
 //
-// Every cookie is checked before use: unknown tag, stale generation, a part
-// never sent, a duplicate reply, bad magic → protocol error, session failed.
+// Every cookie is checked before use (judge_reply, nbd/request_slot.h):
+// unknown tag, stale generation, a part never sent, a duplicate reply, bad
+// magic → protocol error, session failed.
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -16,7 +17,7 @@
 #include <span>
 
 #include "common/error.h"
-#include "nbd/cookie.h"
+#include "nbd/request_slot.h"
 #include "nbd/session.h"
 
 namespace unbd::nbd {
@@ -74,48 +75,38 @@ void Session::on_header_cqe(int res) {
 }
 
 void Session::handle_reply() {
+    using Kind = ReplyVerdict::Kind;
     const auto bytes = std::span<const std::byte, proto::kSimpleReplySize>(reply_buf_, proto::kSimpleReplySize);
-    const auto reply = proto::decode_simple_reply(bytes);
-    if (!reply) {
-        const uint32_t magic = proto::load_be<uint32_t>(reply_buf_);
-        if (magic == proto::kStructuredReplyMagic)
-            return fail("NBD session: protocol error: structured reply, but none were negotiated");
-        return fail("NBD session: protocol error: bad reply magic " + hex(magic));
-    }
-    ++stats_.replies;
-    const Cookie c = Cookie::decode(reply->cookie);
+    const ReplyVerdict v = judge_reply(bytes, slots_, chunk_);
     // The message is built only on failure: formatting it eagerly (snprintf,
     // string concatenation) cost about as much as the rest of the reply path.
     const auto protocol_error = [&](const char* before, const char* after) {
-        fail(std::string("NBD session: protocol error: ") + before + "reply with cookie " + hex(reply->cookie) + after);
+        fail(std::string("NBD session: protocol error: ") + before + "reply with cookie " + hex(v.raw_cookie) + after);
     };
-    if (c.tag >= slots_.size()) return protocol_error("", " names no request");
-    Slot& s = slots_[c.tag];
-    if (!s.active || s.generation != c.generation || c.part >= s.end_part)
-        return protocol_error("", " answers no request in flight");
-    if (s.parts[c.part] == PartState::Unsent) return protocol_error("", " answers a request not sent yet");
-    if (s.parts[c.part] == PartState::Replied) return protocol_error("duplicate ", "");
-
-    const bool is_data_part = c.part < s.data_parts;
-    // A server shutting down (nbdkit on SIGTERM) refuses what is in flight:
-    // the request did nothing, so it is re-sent once the connection is back.
-    if (reply->error == proto::kESHUTDOWN) return fail("NBD session: the server is shutting down (ESHUTDOWN)");
-    if (reply->error != 0) {
-        if (s.result == 0) s.result = -proto::errno_from_nbd_error(reply->error);
-    } else if (is_data_part && s.cmd == proto::Cmd::Read) {
-        uint32_t buf_off = 0;
-        const uint32_t len = part_length(s, c.part, &buf_off);
-        reader_ = ReaderState::Payload;
-        payload_tag_ = c.tag;
-        payload_part_ = c.part;
-        payload_offset_ = buf_off;
-        payload_left_ = len;
-        return;  // the part is replied once its payload is in
+    if (v.kind != Kind::BadMagic && v.kind != Kind::StructuredReply) ++stats_.replies;
+    switch (v.kind) {
+        case Kind::BadMagic: return fail("NBD session: protocol error: bad reply magic " + hex(v.magic));
+        case Kind::StructuredReply:
+            return fail("NBD session: protocol error: structured reply, but none were negotiated");
+        case Kind::UnknownTag: return protocol_error("", " names no request");
+        case Kind::NotInFlight: return protocol_error("", " answers no request in flight");
+        case Kind::NotSent: return protocol_error("", " answers a request not sent yet");
+        case Kind::Duplicate: return protocol_error("duplicate ", "");
+        case Kind::ServerShutdown: return fail("NBD session: the server is shutting down (ESHUTDOWN)");
+        case Kind::Payload:
+            reader_ = ReaderState::Payload;
+            payload_tag_ = v.cookie.tag;
+            payload_part_ = v.cookie.part;
+            payload_offset_ = v.buf_offset;
+            payload_left_ = v.length;
+            return;  // the part is replied once its payload is in
+        case Kind::Replied: break;
     }
-    s.parts[c.part] = PartState::Replied;
-    --s.parts_pending;
+    Slot& s = slots_[v.cookie.tag];
+    if (v.error != 0 && s.result == 0) s.result = v.error;
+    mark_replied(s, v.cookie.part);
     --replies_expected_;
-    maybe_complete(c.tag);
+    maybe_complete(v.cookie.tag);
 }
 
 // Parses every complete reply in stage_, copying READ payload out of it.
@@ -162,9 +153,7 @@ bool Session::deliver_payload(const std::byte* src, uint32_t length) {
 
 void Session::payload_done() {
     reader_ = ReaderState::Idle;
-    Slot& s = slots_[payload_tag_];
-    s.parts[payload_part_] = PartState::Replied;
-    --s.parts_pending;
+    mark_replied(slots_[payload_tag_], payload_part_);
     --replies_expected_;
     maybe_complete(payload_tag_);
 }

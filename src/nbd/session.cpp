@@ -48,9 +48,7 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
     if (!opt_.on_complete) throw Error("NBD session: on_complete is required");
     if (opt_.payload_ops == PayloadOps::UserCopy && opt_.buffer_kind != BufferKind::UserAddress)
         throw Error("NBD session: kernel-registered buffers need a fixed-buffer payload mode");
-    const uint32_t min = std::max<uint32_t>(1, info_.block_size_min);
-    uint32_t max = std::min(info_.block_size_max, opt_.max_request_bytes);
-    chunk_ = std::max(min, max / min * min);
+    chunk_ = split_size(info_, opt_.max_request_bytes);
     // UserCopy sends a whole chain as one SQE; its cap is the iovec limit.
     opt_.max_chain_sqes = opt_.payload_ops == PayloadOps::UserCopy ? 1024u  // UIO_MAXIOV
                                                                    : std::clamp(opt_.max_chain_sqes, 2u, ring_.sq_entries());
@@ -104,43 +102,6 @@ int Session::validate(const BlockRequest& r) const {
     return 0;
 }
 
-void Session::plan(Slot& s) {
-    const BlockRequest& r = s.req;
-    s.cmd_flags = 0;
-    s.flush_after = false;
-    switch (r.op) {
-        case BlockOp::Read: s.cmd = proto::Cmd::Read; break;
-        case BlockOp::Write: s.cmd = proto::Cmd::Write; break;
-        case BlockOp::Flush: s.cmd = proto::Cmd::Flush; break;
-        case BlockOp::Trim: s.cmd = proto::Cmd::Trim; break;
-        case BlockOp::WriteZeroes:
-            s.cmd = proto::Cmd::WriteZeroes;
-            if (r.no_hole) s.cmd_flags |= proto::kCmdFlagNoHole;
-            break;
-    }
-    if (r.fua && r.op != BlockOp::Read && r.op != BlockOp::Flush) {
-        if (info_.can_fua())
-            s.cmd_flags |= proto::kCmdFlagFua;
-        else if (info_.can_flush())
-            s.flush_after = true;  // else no write cache: the data is already stable
-    }
-    const bool split = r.op == BlockOp::Read || r.op == BlockOp::Write;
-    s.data_parts = split ? static_cast<uint16_t>((r.length + chunk_ - 1) / chunk_) : 1;
-    s.end_part = s.data_parts;
-    s.next_part = 0;
-    s.parts_pending = s.data_parts;
-    s.parts.assign(s.data_parts + 1u, PartState::Unsent);
-    s.result = 0;
-}
-
-uint32_t Session::part_length(const Slot& s, uint16_t part, uint32_t* buf_offset) const {
-    *buf_offset = 0;
-    if (part >= s.data_parts) return 0;  // the FUA flush
-    if (s.cmd != proto::Cmd::Read && s.cmd != proto::Cmd::Write) return s.req.length;
-    *buf_offset = uint32_t{part} * chunk_;
-    return std::min(chunk_, s.req.length - *buf_offset);
-}
-
 void Session::submit(const BlockRequest& r) {
     if (r.tag >= slots_.size())
         throw Error("NBD session: tag " + std::to_string(r.tag) + " is beyond the queue depth");
@@ -153,7 +114,7 @@ void Session::submit(const BlockRequest& r) {
     s.active = true;
     ++s.generation;
     ++active_count_;
-    plan(s);
+    plan_request(s, info_, chunk_);
     enqueue(r.tag);
 }
 

@@ -55,6 +55,7 @@
 #include "nbd/block_request.h"
 #include "nbd/export_info.h"
 #include "nbd/payload.h"
+#include "nbd/request_slot.h"
 #include "proto/nbd_wire.h"
 #include "uring/ring.h"
 #include "uring/sqe.h"
@@ -146,23 +147,7 @@ public:
 
 private:
     // One part = one NBD command (a READ/WRITE piece, or the FUA flush).
-    enum class PartState : uint8_t { Unsent, Sent, Replied };
-    struct Slot {
-        BlockRequest req;
-        uint32_t generation = 0;
-        bool active = false;
-        proto::Cmd cmd = proto::Cmd::Read;
-        uint16_t cmd_flags = 0;
-        uint16_t data_parts = 0;      // NBD commands carrying the request itself
-        bool flush_after = false;     // FUA emulated by a FLUSH once the data parts replied
-        uint16_t next_part = 0;       // next part to put in a chain
-        uint16_t end_part = 0;        // parts to send so far (data_parts, +1 for the flush)
-        uint16_t parts_pending = 0;   // parts sent or to send whose reply has not come
-        uint16_t payload_sends = 0;   // payload SQEs of this tag still in the kernel
-        bool queued = false;          // in send_fifo_
-        int result = 0;               // first error, or 0
-        std::vector<PartState> parts;
-    };
+    using Slot = RequestSlot;
     struct Segment {
         enum class Kind : uint8_t { Headers, Payload } kind;
         uint16_t tag = 0;
@@ -178,8 +163,9 @@ private:
     uint64_t payload_addr(uint16_t tag, uint32_t offset) const;  // the BufferKind switch
     uint64_t user_data(Kind kind, uint64_t value) const;
     int validate(const BlockRequest& r) const;
-    void plan(Slot& s);
-    uint32_t part_length(const Slot& s, uint16_t part, uint32_t* buf_offset) const;
+    uint32_t part_length(const Slot& s, uint16_t part, uint32_t* buf_offset) const {
+        return nbd::part_length(s, part, chunk_, buf_offset);
+    }
     void maybe_complete(uint16_t tag);
     void complete_later(uint16_t tag, int result);
     void enqueue(uint16_t tag);

@@ -175,7 +175,10 @@ Uri parse_uri(const std::string& text) {
 std::string Uri::to_string() const {
     std::string name = percent_encode(export_name, "/");
     if (transport == Transport::Unix) return "nbd+unix:///" + name + "?socket=" + percent_encode(socket_path, "/");
-    std::string h = host.find(':') != std::string::npos ? "[" + percent_encode(host, ":") + "]" : host;
+    // The host is encoded too: a decoded '/', '@' or ':' printed raw would
+    // parse back as another host (found by tests/fuzz/uri_fuzz.cpp).
+    std::string h = host.find(':') != std::string::npos ? "[" + percent_encode(host, ":") + "]"
+                                                        : percent_encode(host, "");
     return "nbd://" + h + ":" + std::to_string(port) + "/" + name;
 }
 

@@ -1,18 +1,34 @@
 #include "ublk/io_mapping.h"
 
 #include <cerrno>
+#include <climits>
 
 namespace unbd::ublk {
 
 namespace P = proto::ublk;
 
+namespace {
+
+// The kernel bounds requests by the device's limits, so these never come;
+// but a byte range that the request's fields cannot hold is refused, never
+// truncated (found by tests/fuzz/io_mapping_fuzz.cpp). READ and WRITE also
+// commit their byte count as an int.
+bool range_fits(const P::ublksrv_io_desc& iod, bool commits_bytes) {
+    const uint64_t max_sectors = (commits_bytes ? uint64_t{INT_MAX} : uint64_t{UINT32_MAX}) >> 9;
+    return iod.start_sector <= (UINT64_MAX >> 9) && iod.nr_sectors <= max_sectors;
+}
+
+}  // namespace
+
 Mapped to_block_request(const P::ublksrv_io_desc& iod, uint16_t tag, const CommandSupport& cmds) {
+    const P::IoOp op = P::io_op(iod);
+    if (op != P::IoOp::Flush && !range_fits(iod, op == P::IoOp::Read || op == P::IoOp::Write)) return -EINVAL;
     nbd::BlockRequest r;
     r.tag = tag;
     r.offset = iod.start_sector << 9;
     r.length = iod.nr_sectors << 9;
     const uint32_t flags = P::io_flags(iod);
-    switch (P::io_op(iod)) {
+    switch (op) {
         case P::IoOp::Read:
             r.op = nbd::BlockOp::Read;
             return r;

@@ -4,7 +4,9 @@
 //   FLUSH -> Flush, DISCARD -> Trim, WRITE_ZEROES -> WriteZeroes
 //   (NOUNMAP -> no_hole). Anything the server did not advertise, or any
 //   other op (zones, WRITE_SAME), is refused with an errno that the queue
-//   commits back at once: the server never sees it.
+//   commits back at once: the server never sees it. A byte range the
+//   request cannot hold (offset past 2^64, length past what COMMIT can
+//   report) is refused with EINVAL.
 #pragma once
 
 #include <cstdint>

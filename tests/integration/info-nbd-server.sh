@@ -5,24 +5,8 @@
 . "$(dirname "$0")/support/info.sh"
 
 truncate -s 8M "$TESTDIR/disk.img"
-port=$(pick_port)
-cat >"$TESTDIR/config" <<CFG
-[generic]
-port = $port
-listenaddr = 127.0.0.1
-allowlist = true
-[disk]
-exportname = $TESTDIR/disk.img
-flush = true
-fua = true
-trim = true
-rotational = true
-CFG
-# It daemonizes (forking per client) and writes its pid file.
-nbd-server -C "$TESTDIR/config" -p "$TESTDIR/pid" 2>"$TESTDIR/server.log" || fail "nbd-server failed to start"
-for _ in $(seq 50); do [ -s "$TESTDIR/pid" ] && break; sleep 0.1; done
-cleanup_fn _kill_pidfile "$TESTDIR/pid"
-wait_for_port "$port"
+start_nbd_server "$TESTDIR/disk.img" disk flush=true fua=true trim=true rotational=true
+port=$NBD_SERVER_PORT
 
 uri="nbd://127.0.0.1:$port/disk"
 agree_with_nbdinfo "$uri" --size="$(size_after_go "$uri")"

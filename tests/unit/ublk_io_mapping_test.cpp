@@ -99,6 +99,21 @@ TEST_CASE("ublk ops: commit results are byte counts for READ/WRITE, 0 otherwise,
     CHECK(ublk::commit_result(r, 4096) == 0);
 }
 
+TEST_CASE("ublk ops: a byte range the request cannot hold is refused, not truncated (fuzz: io_mapping)") {
+    // tests/fuzz/corpus/io_mapping/regress-range-overflow: a READ of 0xfffffe00
+    // sectors at sector 2^64-256 became a 1 MiB-ish read at a wrapped offset.
+    CHECK(error(ublk::to_block_request(iod(P::IoOp::Read, 0, ~0ull - 0xff, 0xfffffe00), 0, all_commands())) == -EINVAL);
+    CHECK(error(ublk::to_block_request(iod(P::IoOp::Write, 0, 0, 1u << 23), 0, all_commands())) == -EINVAL);
+    CHECK(error(ublk::to_block_request(iod(P::IoOp::Discard, 0, 1ull << 55, 8), 0, all_commands())) == -EINVAL);
+    // The largest that fit: READ/WRITE commit their length as an int, TRIM does not.
+    CHECK(request(ublk::to_block_request(iod(P::IoOp::Read, 0, ~0ull >> 9, (1u << 22) - 1), 0, all_commands()))
+              .length == ((1u << 22) - 1) * 512);
+    CHECK(request(ublk::to_block_request(iod(P::IoOp::Discard, 0, 0, (1u << 23) - 1), 0, all_commands())).length ==
+          ((1u << 23) - 1) * 512u);
+    CHECK(request(ublk::to_block_request(iod(P::IoOp::Flush, 0, ~0ull, ~0u), 0, all_commands())).op ==
+          nbd::BlockOp::Flush);
+}
+
 TEST_CASE("zero copy: auto picks auto-buf-reg when the kernel has it, copy mode otherwise") {
     uring::SocketOpSupport ops;
     ops.read_fixed = ops.write_fixed = true;

@@ -70,6 +70,22 @@ TEST_CASE("uri: round trip through to_string with odd characters") {
     CHECK(parse_uri(u.to_string()).export_name == u.export_name);
 }
 
+TEST_CASE("uri: a percent-encoded host prints as the same host (fuzz: uri)") {
+    // tests/fuzz/corpus/uri/regress-host-slash: the decoded host was printed
+    // raw, so "nbd://%eeeee%ee%2Fe" came back with host "\xee\xee\xee" and
+    // export "e:10809/" -- the form `unbd recover` reads from the state file.
+    for (const char* text : {"nbd://%eeeee%ee%2Fe", "nbd://x%40y/disk", "nbd://a%3Fb:99/", "nbd://[a%5Db]/"}) {
+        CAPTURE(text);
+        const auto u = parse_uri(text);
+        const auto back = parse_uri(u.to_string());
+        CHECK(back.host == u.host);
+        CHECK(back.port == u.port);
+        CHECK(back.export_name == u.export_name);
+    }
+    CHECK(parse_uri("nbd://x%40y/disk").to_string() == "nbd://x%40y:10809/disk");
+    CHECK(parse_uri("nbd://server.example-1/d").to_string() == "nbd://server.example-1:10809/d");
+}
+
 TEST_CASE("uri: TLS schemes are refused clearly") {
     CHECK(error_of("nbds://h/x").find("TLS is not supported yet") != std::string::npos);
     CHECK(error_of("nbds+unix:///x?socket=/s").find("TLS is not supported yet") != std::string::npos);
