@@ -21,9 +21,7 @@ namespace {
 // in the TCG guest: inline won at 4K (0.79x -> 0.91x of copy mode), lost at
 // 1M (0.98x -> 0.78x of the kernel client); 64K is between, not measured.
 constexpr uint32_t kInlineCopyMax = 64 * 1024;
-}  // namespace
 
-namespace {
 bool writes_data(BlockOp op) { return op == BlockOp::Write || op == BlockOp::Trim || op == BlockOp::WriteZeroes; }
 }  // namespace
 

@@ -90,24 +90,18 @@ public:
             so.buffer_base = [this](uint16_t tag) { return reinterpret_cast<uint64_t>(buffer(tag)); };
         }
         so.payload_ops = cfg.zero_copy.payload;
-        if (cfg.zero_copy.zero_copy() && cfg.user_copy) {
-            // Small READ payloads land in the session's bulk buffer; one
-            // pwrite (USER_COPY) puts them in the request, instead of a
-            // second recv per reply.
-            so.fill_request = [this](uint16_t tag, uint32_t offset, const void* src, uint32_t length) {
-                const ssize_t n = ::pwrite(cfg_.char_fd, src, length,
-                                           static_cast<off_t>(P::user_copy_offset(cfg_.q_id, tag, offset)));
-                return n < 0 ? -errno : static_cast<int>(n);
-            };
-        }
         so.export_size = cfg.export_size;
         so.on_complete = [this](uint16_t tag, int result) { on_complete(tag, result); };
         nbd::ReconnectOptions ro = cfg.reconnect;
         if (cfg.zero_copy.zero_copy() && cfg.user_copy) {
+            // USER_COPY: small READ payloads go from the session's bulk
+            // buffer into the request with one pwrite (not a second recv per
+            // reply); small writes into the durability log with one pread.
+            so.fill_request = [this](uint16_t tag, uint32_t offset, const void* src, uint32_t length) {
+                return byte_count(::pwrite(cfg_.char_fd, src, length, user_copy_pos(tag, offset)));
+            };
             ro.copy_request_data = [this](uint16_t tag, void* dest, uint32_t length) {
-                const ssize_t n = ::pread(cfg_.char_fd, dest, length,
-                                          static_cast<off_t>(P::user_copy_offset(cfg_.q_id, tag, 0)));
-                return n < 0 ? -errno : static_cast<int>(n);
+                return byte_count(::pread(cfg_.char_fd, dest, length, user_copy_pos(tag, 0)));
             };
         }
         link_ = std::make_unique<nbd::ReconnectingSession>(ring_, nbd::Connection{std::move(socket), cfg.info},
@@ -156,6 +150,11 @@ private:
         o.cq_entries = 4 * o.entries;
         return o;
     }
+
+    off_t user_copy_pos(uint16_t tag, uint32_t offset) const {
+        return static_cast<off_t>(P::user_copy_offset(cfg_.q_id, tag, offset));
+    }
+    static int byte_count(ssize_t n) { return n < 0 ? -errno : static_cast<int>(n); }
 
     void* buffer(uint16_t tag) const {
         return static_cast<char*>(copy_buffers_.get()) + std::size_t{tag} * cfg_.buffer_bytes;
