@@ -17,6 +17,9 @@ packages=(
   # mandoc), bash completion, the .deb (cpack needs dpkg-dev's
   # dpkg-shlibdeps) and its check (lintian)
   go-md2man groff-base man-db mandoc bash-completion dpkg-dev lintian
+  # the container image (containers/build.sh) and its tests: podman with
+  # runc (this host) and crun (the VM guest), catatonit for --init
+  podman runc crun catatonit
   # the test VM (tests/vm): qemu under TCG, busybox initramfs, depmod
   qemu-system-x86 busybox-static kmod xz-utils file
 )

@@ -5,7 +5,8 @@
 #   3. host tests (unit + integration: real nbdkit, qemu-nbd, nbd-server) in both builds
 #   4. fuzz targets (tests/fuzz, the fuzz preset: clang + libFuzzer), each for
 #      UNBD_FUZZ_SECONDS (25); a crash fails its test
-#   5. the .deb of the default build (cpack), for the VM test that installs it
+#   5. the .deb of the default build (cpack) and its container image
+#      (containers/build.sh), for the VM tests that install and run them
 #   6. VM tests (ublk end to end) in the default build, inside tests/vm/run's guest
 # A test that did not run (skipped, not built, timed out) counts as failed.
 # Environment: UNBD_TEST_JOBS (default 2), UNBD_SKIP_VM=1 to leave out steps 5-6
@@ -54,6 +55,9 @@ if [ "${UNBD_SKIP_VM:-0}" != 1 ] && [[ " ${build_ok[*]} " == *" default "* ]]; t
   cpack --config build/default/CPackConfig.cmake >"$results/cpack-default.log" 2>&1 ||
     { tail -n 30 "$results/cpack-default.log"; echo "cpack (default) FAILED"; }
   ls build/default/packages/*.deb 2>/dev/null
+  # vm/container-sidecar loads this image; without it the test builds it in the guest (slower).
+  bash containers/build.sh --binary build/default/unbd >"$results/container-image.log" 2>&1 ||
+    { tail -n 30 "$results/container-image.log"; echo "containers/build.sh FAILED"; }
   run_ctest default vm "vm-default"
 fi
 
