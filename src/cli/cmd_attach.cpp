@@ -224,6 +224,8 @@ void add_attach_command(CLI::App& app) {
     cmd->add_option("uri", args->options.uri_text, "nbd://host[:port]/export or nbd+unix:///export?socket=PATH")
         ->required();
     cmd->add_option("-n,--id", args->options.dev_id, "ublk device number (default: the first free one)");
+    cmd->add_option("--name", args->options.name,
+                    "a stable name: udev links /dev/unbd/NAME to the device (udev/60-unbd.rules)");
     cmd->add_option("-q,--queues", args->options.queues,
                     "queues = connections (default: min(CPUs,4), 1 without multi-conn)");
     cmd->add_option("-d,--depth", args->options.depth, "queue depth (default 128)");

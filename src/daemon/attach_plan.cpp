@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "daemon/udev_names.h"
 #include "proto/ublk_uapi.h"
 #include "ublk/control_device.h"
 #include "uring/probe.h"
@@ -41,6 +42,7 @@ nbd::Durability choose_durability(std::optional<nbd::Durability> requested, bool
 AttachOptions recovery_options(const DeviceState& state) {
     AttachOptions o;
     o.uri_text = state.uri;
+    o.name = state.name;
     o.dev_id = state.id;
     o.read_only = state.force_read_only;
     o.io_timeout = std::chrono::milliseconds(state.io_timeout_ms);
@@ -117,6 +119,10 @@ AttachPlan plan_attach(const AttachOptions& options) {
     if (options.dev_id && *options.dev_id > P::kMaxDevId) {
         throw usage_error("--id must be between 0 and " + std::to_string(P::kMaxDevId) + ", not " +
                           std::to_string(*options.dev_id));
+    }
+    if (!options.name.empty()) {
+        check_device_name(options.name);
+        check_name_free(options.name, options.dev_id);
     }
     if (options.durability_log_bytes < 2ull * options.buffer_bytes)
         throw usage_error("--durability-log-size must be at least " +

@@ -32,6 +32,7 @@ enum class DaemonLoss { Hold, Fail };
 
 struct AttachOptions {
     std::string uri_text;
+    std::string name;                   // --name: /dev/unbd/NAME (daemon/udev_names.h)
     std::optional<uint32_t> dev_id;     // -n
     std::optional<unsigned> queues;     // -q
     unsigned depth = 128;               // -d

@@ -17,6 +17,7 @@
 #include "common/wait.h"
 #include "daemon/resize.h"
 #include "daemon/sd_notify.h"
+#include "daemon/udev_names.h"
 #include "proto/ublk_uapi.h"
 
 namespace unbd::daemon {
@@ -132,6 +133,7 @@ DeviceState DeviceDaemon::start() {
     state_.id = got.dev_id;
     state_.dev = ublk::block_device_path(got.dev_id);
     state_.uri = plan_.uri.to_string();
+    state_.name = plan_.options.name;
     state_.size_bytes = plan_.params.size_bytes;
     state_.queues = nq;
     state_.depth = plan_.options.depth;
@@ -148,6 +150,7 @@ DeviceState DeviceDaemon::start() {
     state_.on_daemon_loss = plan_.options.on_daemon_loss == DaemonLoss::Fail ? "fail" : "hold";
     state_.resize_check_ms = plan_.options.resize_check.count();
     write_state(state_);
+    announce_to_udev(state_.id);  // the add event came before the state file: udev looks again for the name
     spdlog::info("{} is live: {} queues x {} deep, zero copy {}", state_.dev, nq, state_.depth, state_.zero_copy);
     // Only now: a unit ordered after us may mount the device.
     notify_systemd("READY=1\nMAINPID=" + std::to_string(::getpid()) + "\nSTATUS=" + state_.dev + " is live (" +

@@ -22,6 +22,7 @@ struct DeviceState {
     uint32_t id = 0;
     std::string dev;  // /dev/ublkbN
     std::string uri;
+    std::string name;  // --name: udev links /dev/unbd/NAME (daemon/udev_names.h); may be empty
     uint64_t size_bytes = 0;
     unsigned queues = 1;
     unsigned depth = 128;

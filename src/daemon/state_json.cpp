@@ -39,6 +39,7 @@ nlohmann::json DeviceState::to_json() const {
                           {"id", id},
                           {"dev", dev},
                           {"uri", uri},
+                          {"name", name},
                           {"size_bytes", size_bytes},
                           {"queues", queues},
                           {"depth", depth},
@@ -71,6 +72,7 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.id = number<uint32_t>(j, "id", 0);
     s.dev = j.at("dev").get<std::string>();
     s.uri = j.value("uri", "");
+    s.name = j.value("name", "");
     s.size_bytes = number<uint64_t>(j, "size_bytes", 0);
     s.queues = number<unsigned>(j, "queues", 1);
     s.depth = number<unsigned>(j, "depth", 128);

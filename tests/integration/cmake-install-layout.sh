@@ -7,6 +7,7 @@ installed_files() { (cd "$1" && find . -type f | sort); }
 expected() { # PREFIX (without the leading /)
   local p=$1 page
   printf '%s\n' "./$p/bin/unbd" "./$p/lib/modules-load.d/unbd.conf" "./$p/lib/systemd/system/unbd@.service" \
+    "./$p/lib/udev/rules.d/60-unbd.rules" \
     "./$p/share/bash-completion/completions/unbd" "./$p/share/doc/unbd/README.md" \
     "./$p/share/doc/unbd/changelog.Debian.gz" "./$p/share/doc/unbd/copyright" \
     "./$p/share/doc/unbd/examples/unbd.conf.example"
@@ -21,6 +22,8 @@ diff <(expected opt/unbd | sort) <(cd "$TESTDIR" && find opt -type f | sed 's|^|
   fail "cmake --install --prefix: files differ (< expected, > installed)"
 grep -q "^ExecStart=$TESTDIR/opt/unbd/bin/unbd attach " "$TESTDIR/opt/unbd/lib/systemd/system/unbd@.service" ||
   fail "the unit installed under --prefix does not start that prefix's binary"
+grep -q "^IMPORT{program}=\"$TESTDIR/opt/unbd/bin/unbd udev-env %k\"" "$TESTDIR/opt/unbd/lib/udev/rules.d/60-unbd.rules" ||
+  fail "the udev rule installed under --prefix does not run that prefix's binary"
 "$TESTDIR/opt/unbd/bin/unbd" --version | grep -q '^unbd ' || fail "the installed binary does not run"
 
 DESTDIR=$TESTDIR/root cmake --install "$UNBD_BUILD_DIR" --prefix /usr >"$TESTDIR/install2.log" ||

@@ -35,6 +35,7 @@ TEST_CASE("state file: what the daemon writes is what is read back") {
     s.id = 3;
     s.dev = "/dev/ublkb3";
     s.uri = "nbd://server:10809/disk";
+    s.name = "db-data";
     s.size_bytes = 1ull << 40;
     s.pid = 1234;
     s.reconnect_timeout_ms = -1;
