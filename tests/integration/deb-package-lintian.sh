@@ -1,7 +1,7 @@
 #!/bin/bash
 # `cpack -G DEB` builds the unbd .deb: lintian reports no error (its
 # warnings are printed), the control fields are right (dependencies from
-# dpkg-shlibdeps), and it holds exactly the expected files: binary, unit,
+# dpkg-shlibdeps), and it holds exactly the expected files: binary, unit, udev rule,
 # modules-load.d, man pages, completion, Debian's doc files. The packaged
 # binary is stripped, runs, and the unit starts it from /usr/bin.
 . "$(dirname "$0")/../functions.sh"
@@ -43,6 +43,7 @@ echo "Depends: $depends"
 expected="./usr/bin/unbd
 ./usr/lib/modules-load.d/unbd.conf
 ./usr/lib/systemd/system/unbd@.service
+./usr/lib/udev/rules.d/60-unbd.rules
 ./usr/share/bash-completion/completions/unbd
 ./usr/share/doc/unbd/README.md
 ./usr/share/doc/unbd/changelog.Debian.gz
