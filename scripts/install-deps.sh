@@ -20,6 +20,8 @@ packages=(
   # the container image (containers/build.sh) and its tests: podman with
   # runc (this host) and crun (the VM guest), catatonit for --init
   podman runc crun catatonit
+  # the metrics endpoint's check: promtool (prometheus)
+  prometheus
   # udev: the VM test of /dev/unbd/NAME runs systemd-udevd with unbd's rule
   udev
   # the test VM (tests/vm): qemu under TCG, busybox initramfs, depmod
