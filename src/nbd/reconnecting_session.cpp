@@ -186,15 +186,26 @@ void ReconnectingSession::check_io_timeout(Clock::time_point now) {
 // acknowledged write is in the log.
 void ReconnectingSession::park_if_idle() {
     if (session_ && session_->idle() && !gone_for_good_) {
+        std::vector<uint16_t> given_up;
         for (const BlockRequest& r : session_->take_unfinished()) {
             Request& q = reqs_[r.tag];
             q.in_session = false;
             if (r.tag == own_tag_) {
                 own_flush_busy_ = false;
                 q.active = false;
+            } else if (++q.losses >= kLossesBeforeFailing) {
+                spdlog::error("connection {}: a {} at offset {} was out each time the connection was lost, {} times "
+                              "in a row: failing it with EIO",
+                              opt_.index, name(q.req.op), q.req.offset, static_cast<int>(q.losses));
+                given_up.push_back(r.tag);
             } else {
                 held_.push_back(r.tag);
             }
+        }
+        for (uint16_t tag : given_up) {
+            reqs_[tag].reply_in = true;
+            reqs_[tag].result = -EIO;
+            try_finish(tag);
         }
         if (opt_.redialer) {
             session_.reset();

@@ -12,7 +12,11 @@
 //              back (Session::take_unfinished) and held, with new ones, in
 //              arrival order until the Redialer hands over a new connection;
 //              then they are re-sent in that order. While the Redialer says
-//              failing() they complete with -EIO instead.
+//              failing() they complete with -EIO instead. A request that was
+//              out when kLossesBeforeFailing connections in a row were lost
+//              fails with -EIO instead of going out again: a server that
+//              never answers it, or drops the connection over it, would
+//              otherwise hold it (and its caller) forever.
 //   durability with a DurabilityLog (Replay), every WRITE's data is copied
 //              into the log: by memcpy from our own buffer (copy mode); in
 //              zero copy by the frontend's copy_request_data for small
@@ -78,6 +82,8 @@ struct LinkStats {
 
 class ReconnectingSession {
 public:
+    // A request out at this many lost connections in a row fails (parking).
+    static constexpr uint8_t kLossesBeforeFailing = 3;
     using Clock = std::chrono::steady_clock;
 
     // `session` describes the frontend's tags (0 .. queue_depth-1) and its
@@ -115,6 +121,7 @@ private:
         Clock::time_point sent_at{};
         bool in_session = false;
         bool active = false;
+        uint8_t losses = 0;          // connections lost while it was out (kLossesBeforeFailing)
     };
     enum Kind : uint8_t { kLogCopy = 8, kWake = 9, kWatch = 10 };
 

@@ -397,3 +397,26 @@ TEST_CASE("reconnect: an idle connection notices the server went away, and comes
     CHECK(e.redialer->status().reconnects == 1);
     CHECK(e.run({.op = BlockOp::Read, .length = 4096}) == 4096);
 }
+
+TEST_CASE("io timeout: a request the server never answers fails with EIO after 3 lost connections; others go on") {
+    // nbdkit answers every READ but the one at 8 MiB, which it never answers
+    // (parallel: the other requests are not held up behind it).
+    NbdkitProcess server({"eval", "thread_model=echo parallel", "get_size=echo 16777216",
+                          "pread=if [ $4 = 8388608 ]; then sleep 60; fi; head -c $3 /dev/zero"});
+    ResilientEngine e(server.uri(), {.io_timeout = 500ms, .reconnect_timeout = 30s, .connect_timeout = 1000ms});
+    REQUIRE(e.run({.op = BlockOp::Read, .length = 4096}) == 4096);
+    const auto t0 = Clock::now();
+    const int r = e.run({.op = BlockOp::Read, .offset = 8ull << 20, .length = 4096}, 30s);
+    const double held = std::chrono::duration<double>(Clock::now() - t0).count();
+    MESSAGE("the unanswered READ ended with " << r << " after " << held << " s and "
+                                              << e.redialer->status().reconnects << " reconnects");
+    // Without the limit it is re-sent on every new connection, for ever
+    // (the reconnect timeout only bounds the time without a connection).
+    CHECK(r == -EIO);
+    CHECK(held >= 1.4);  // three io timeouts of 0.5 s
+    CHECK(held < 10);
+    CHECK(e.redialer->status().reconnects >= 2);
+    // The connection is fine for everything else.
+    REQUIRE(e.wait_connected(20s));
+    CHECK(e.run({.op = BlockOp::Read, .offset = 4096, .length = 4096}) == 4096);
+}

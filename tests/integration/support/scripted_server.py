@@ -5,6 +5,7 @@ true or absurd, for the shell tests (`unbd info`, `unbd attach`).
   scripted_server.py (--unix PATH | --port PORT) --ready FILE
                      [--size N] [--flags N] [--block MIN,PREF,MAX]
                      [--close-after-handshake]
+                     [--misbehave CASE --poison OFFSET]
 
 Fixed newstyle with NO_ZEROES. NBD_OPT_GO / NBD_OPT_INFO get NBD_INFO_EXPORT
 (and NBD_INFO_BLOCK_SIZE with --block) then ACK; EXPORT_NAME gets the short
@@ -12,7 +13,21 @@ reply; other options ERR_UNSUP. Then, unless --close-after-handshake (the
 peer that goes away: the client's next send finds the socket closed), it
 serves requests: READ returns zeros, everything else succeeds, DISC ends.
 Every connection is served in its own thread; FILE is created once the
-server listens.
+server listens. With --misbehave, the export holds what is written (one
+store shared by all connections, so data can be checked around the
+misbehaviour) and every request that covers byte OFFSET gets CASE instead
+of a right reply:
+  bad-magic        a reply with a wrong magic
+  unknown-cookie   a reply to a cookie never sent, instead of the right one
+  stale-cookie     first a reply to the previous (answered) request again
+  unsolicited      first a reply to a cookie never sent, then the right one
+  duplicate        the right reply, twice
+  close-mid-read   the header and half the READ payload, then close
+  error-out-of-spec  error 0x7777, which the spec does not define
+  structured       a structured reply (never negotiated)
+  silent           no reply at all (the connection serves on)
+  stop-reading     stop reading this connection (the client's sends block)
+and `handshake-never-ends` (no OFFSET) never answers NBD_OPT_GO.
 """
 import argparse
 import os
@@ -54,6 +69,8 @@ def handshake(c, args):
         if opt == OPT_EXPORT_NAME:
             c.sendall(struct.pack(">QH", args.size, args.flags))
             return True
+        if opt == OPT_GO and args.misbehave == "handshake-never-ends":
+            time.sleep(3600)
         if opt in (OPT_GO, OPT_INFO):
             if opt == OPT_GO and args.close_after_handshake:
                 # Gone from here on: on a Unix socket, shutting our reading
@@ -81,16 +98,64 @@ def serve(c, args):
             if args.close_after_handshake:
                 time.sleep(0.5)  # the client sends into the half-closed socket meanwhile
                 return
+            previous = None
             while True:
-                _, _, cmd, cookie, _, length = struct.unpack(">IHHQQI", read_full(c, 28))
+                _, _, cmd, cookie, offset, length = struct.unpack(">IHHQQI", read_full(c, 28))
                 if cmd == CMD_DISC:
                     return
-                if cmd == 1:  # WRITE: swallow the payload
-                    read_full(c, length)
-                body = bytes(length) if cmd == CMD_READ else b""
-                c.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, cookie) + body)
+                poisoned = args.poison is not None and offset <= args.poison < offset + length
+                if poisoned and args.misbehave == "stop-reading":
+                    time.sleep(3600)
+                payload = read_full(c, length) if cmd == 1 else b""
+                if cmd == 1 and STORE is not None:
+                    STORE[offset:offset + length] = payload
+                if cmd == CMD_READ:
+                    body = bytes(STORE[offset:offset + length]) if STORE is not None else bytes(length)
+                else:
+                    body = b""
+                right = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, cookie) + body
+                if poisoned:
+                    if not misbehave(c, args.misbehave, cookie, previous, right, cmd):
+                        return
+                else:
+                    c.sendall(right)
+                previous = cookie
         except (EOFError, OSError):
             return
+
+
+STORE = None
+
+
+def misbehave(c, case, cookie, previous, right, cmd):
+    """Sends CASE's reply; False when the connection is to end."""
+    never_sent = cookie ^ 0x5A5A5A5A00000000
+    if case == "bad-magic":
+        c.sendall(struct.pack(">IIQ", 0x12345678, 0, cookie))
+    elif case == "unknown-cookie":
+        c.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, never_sent))
+    elif case == "stale-cookie":
+        c.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, previous if previous is not None else never_sent))
+        c.sendall(right)
+    elif case == "unsolicited":
+        c.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, never_sent))
+        c.sendall(right)
+    elif case == "duplicate":
+        c.sendall(right)
+        c.sendall(right)
+    elif case == "close-mid-read":
+        c.sendall(right[:16 + (len(right) - 16) // 2])
+        return False
+    elif case == "error-out-of-spec":
+        c.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0x7777, cookie))
+    elif case == "structured":
+        # NBD_REPLY_TYPE_NONE with NBD_REPLY_FLAG_DONE: valid only if negotiated.
+        c.sendall(struct.pack(">IHHQI", 0x668E33EF, 1, 0, cookie, 0))
+    elif case == "silent":
+        pass
+    else:
+        raise SystemExit(f"unknown --misbehave {case}")
+    return True
 
 
 def main():
@@ -102,7 +167,12 @@ def main():
     p.add_argument("--flags", type=int, default=1)  # HAS_FLAGS
     p.add_argument("--block", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--close-after-handshake", action="store_true")
+    p.add_argument("--misbehave")
+    p.add_argument("--poison", type=int)
     args = p.parse_args()
+    global STORE
+    if args.misbehave and args.size <= 256 << 20:
+        STORE = bytearray(args.size)
     if args.unix:
         s = socket.socket(socket.AF_UNIX)
         if os.path.exists(args.unix):
