@@ -54,7 +54,7 @@ TEST_CASE("engine: FUA without SEND_FUA becomes WRITE, then FLUSH after its repl
     CHECK(seen.requests[2].type == proto::Cmd::Disc);
 }
 
-TEST_CASE("engine: FUA with SEND_FUA is one flagged WRITE; NO_HOLE goes on WRITE_ZEROES") {
+TEST_CASE("engine: FUA with SEND_FUA is one flagged WRITE - NO_HOLE goes on WRITE_ZEROES") {
     Seen seen;
     HostileServer server(1 << 20,
                          proto::kFlagHasFlags | proto::kFlagSendFlush | proto::kFlagSendFua |

@@ -101,7 +101,7 @@ uint64_t block_seed(uint64_t block, uint64_t version) { return block * 1000003 +
 
 }  // namespace
 
-TEST_CASE("reconnect: nbdkit killed and restarted under load; every request completes once, data intact") {
+TEST_CASE("reconnect: nbdkit killed and restarted under load - every request completes once, data intact") {
     for (auto ops : {nbd::PayloadOps::ReadWriteFixed, nbd::PayloadOps::UserCopy}) {
         DiskFile disk(kDisk);  // zeros: what the version-0 blocks must read
         NbdkitProcess server({"file", disk.path});
@@ -300,7 +300,7 @@ TEST_CASE("durability: a full log flushes on its own and nothing waits forever")
     }
 }
 
-TEST_CASE("io timeout: a stopped server is declared dead; the hold is bounded; it works again after SIGCONT") {
+TEST_CASE("io timeout: a stopped server is declared dead - the hold is bounded - it works again after SIGCONT") {
     NbdkitProcess server({"memory", "16M"});
     ResilientEngine e(server.uri(), {.io_timeout = 1000ms, .reconnect_timeout = 3000ms, .connect_timeout = 1000ms});
     REQUIRE(e.run({.op = BlockOp::Read, .length = 4096}) == 4096);
@@ -398,7 +398,7 @@ TEST_CASE("reconnect: an idle connection notices the server went away, and comes
     CHECK(e.run({.op = BlockOp::Read, .length = 4096}) == 4096);
 }
 
-TEST_CASE("io timeout: a request the server never answers fails with EIO after 3 lost connections; others go on") {
+TEST_CASE("io timeout: a request the server never answers fails with EIO after 3 lost connections - others go on") {
     // nbdkit answers every READ but the one at 8 MiB, which it never answers
     // (parallel: the other requests are not held up behind it).
     NbdkitProcess server({"eval", "thread_model=echo parallel", "get_size=echo 16777216",

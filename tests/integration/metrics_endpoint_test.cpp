@@ -77,7 +77,7 @@ HttpReply sample_metrics(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("metrics endpoint: GET /metrics over TCP; promtool accepts what it serves") {
+TEST_CASE("metrics endpoint: GET /metrics over TCP - promtool accepts what it serves") {
     HttpEndpoint endpoint(parse_listen_address("127.0.0.1:0"), sample_metrics);
     const std::string r = exchange(endpoint.port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(r.starts_with("HTTP/1.1 200 OK\r\n"));

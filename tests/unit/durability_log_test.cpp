@@ -57,7 +57,7 @@ TEST_CASE("durability log: the data written at a reservation reads back for repl
     CHECK(std::memcmp(back.data(), data.data(), data.size()) == 0);
 }
 
-TEST_CASE("durability log: the arena is a bounded ring; freed room is reused in order") {
+TEST_CASE("durability log: the arena is a bounded ring - freed room is reused in order") {
     DurabilityLog log(Durability::Replay, 16384);
     auto a = log.reserve(8192);
     auto b = log.reserve(8192);
@@ -96,7 +96,7 @@ TEST_CASE("durability log: wrapping keeps blocks contiguous") {
     CHECK(d->file_offset == 3000);
 }
 
-TEST_CASE("durability log: TRIM and WRITE_ZEROES keep ranges only; their count is bounded too") {
+TEST_CASE("durability log: TRIM and WRITE_ZEROES keep ranges only - their count is bounded too") {
     DurabilityLog log(Durability::Replay, 4 << 20);  // 1024 entries at most
     std::size_t taken = 0;
     while (auto r = log.reserve(0)) {

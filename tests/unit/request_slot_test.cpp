@@ -51,7 +51,7 @@ TEST_CASE("request slot: the split size is a multiple of the minimum block, with
     CHECK(nbd::split_size(export_with(0, 1, proto::kNoPayloadLimit), 65536) == 65536);
 }
 
-TEST_CASE("request slot: a READ is split into parts; FUA without SEND_FUA plans a trailing FLUSH") {
+TEST_CASE("request slot: a READ is split into parts - FUA without SEND_FUA plans a trailing FLUSH") {
     auto slots = one_read(10000, 4096);
     CHECK(slots[1].data_parts == 3);
     uint32_t off = 0;

@@ -42,7 +42,7 @@ int error(const ublk::Mapped& m) {
 
 }  // namespace
 
-TEST_CASE("ublk ops: READ and WRITE keep tag, byte offset and length; FUA passes through") {
+TEST_CASE("ublk ops: READ and WRITE keep tag, byte offset and length - FUA passes through") {
     auto r = request(ublk::to_block_request(iod(P::IoOp::Read, 0, 8, 16), 5, all_commands()));
     CHECK(r.op == nbd::BlockOp::Read);
     CHECK(r.tag == 5);
@@ -141,7 +141,7 @@ TEST_CASE("zero copy: auto picks auto-buf-reg when the kernel has it, copy mode 
     CHECK_THROWS_AS(ublk::parse_payload_ops("sendfile"), Error);
 }
 
-TEST_CASE("zero copy: off is copy mode; on refuses a kernel without auto-buf-reg") {
+TEST_CASE("zero copy: off is copy mode - on refuses a kernel without auto-buf-reg") {
     uring::SocketOpSupport ops;
     ops.read_fixed = ops.write_fixed = true;
     CHECK_FALSE(ublk::choose_zero_copy(ublk::ZeroCopyRequest::Off, P::UBLK_F_AUTO_BUF_REG, ops).zero_copy());

@@ -42,7 +42,7 @@ TEST_CASE("ublk params: flush gives a volatile cache, FUA only together with flu
     CHECK(fua_only.params.basic.attrs == 0);
 }
 
-TEST_CASE("ublk params: read-only and rotational come from the export; --read-only forces it") {
+TEST_CASE("ublk params: read-only and rotational come from the export - --read-only forces it") {
     auto ro = ublk::map_export(export_with(proto::kFlagReadOnly | proto::kFlagRotational |
                                            proto::kFlagSendFlush | proto::kFlagSendTrim), {});
     CHECK(ro.read_only);

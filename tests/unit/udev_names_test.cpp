@@ -25,7 +25,7 @@ bool accepted(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("udev names: letters, digits, '.', '_', '-'; 1-64 of them; no leading '.' or '-'") {
+TEST_CASE("udev names: letters, digits, '.', '_', '-' - 1-64 of them - no leading '.' or '-'") {
     CHECK(accepted("db"));
     CHECK(accepted("vol-1.data_2"));
     CHECK(accepted(std::string(64, 'a')));
