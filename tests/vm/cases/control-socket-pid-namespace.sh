@@ -97,7 +97,8 @@ in_namespace second "$URI" -n "$first_id"
 grep -q "recovering it" "$TESTDIR/second.err" || fail "attach -n $ID did not recover: $(cat "$TESTDIR/second.err")"
 [ "$(device_field daemon)" = running ] && [ "$(device_field pid)" = "$DAEMON" ] ||
   fail "after recovery unbd list says daemon $(device_field daemon), pid $(device_field pid) (want $DAEMON)"
-cmp <(dd if="/dev/ublkb$ID" bs=4k count=1 iflag=direct status=none) "$TESTDIR/block" ||
+dd if="/dev/ublkb$ID" of="$TESTDIR/block.back" bs=4k count=1 iflag=direct status=none
+cmp "$TESTDIR/block.back" "$TESTDIR/block" ||
   fail "the block written before the kill reads back different after recovery"
 timed_detach
 wait_until 20 '! kill -0 $NS_PID 2>/dev/null' || fail "the recovered daemon still runs after detach"
