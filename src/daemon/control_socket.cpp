@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "common/wait.h"
 #include "daemon/state_file.h"
 
 namespace unbd::daemon {
@@ -105,14 +106,20 @@ ControlServer::ControlServer(uint32_t id, Handler handler)
     if (!wake_) throw Error(errno_text("cannot create an eventfd", errno), errno);
     ::mkdir(state_dir().c_str(), 0755);
     // A socket file left by a daemon that was killed: nobody listens on it.
-    {
-        Fd probe = unix_socket(SOCK_NONBLOCK);
-        const int err = try_connect(probe.get(), path_);
-        if (err == 0 || err == EAGAIN)
-            throw Error("another daemon listens on " + path_ + ": device " + std::to_string(id) + " is served already",
-                        EBUSY);
-        if (err == ECONNREFUSED) ::unlink(path_.c_str());
-    }
+    // One that still accepts may belong to a daemon just killed whose files
+    // are still being closed (`unbd recover` right after SIGKILL): allow it 2 s.
+    int err = 0;
+    const bool free = wait_for(
+        [&] {
+            Fd probe = unix_socket(SOCK_NONBLOCK);
+            err = try_connect(probe.get(), path_);
+            return err != 0 && err != EAGAIN;
+        },
+        2s);
+    if (!free)
+        throw Error("another daemon listens on " + path_ + ": device " + std::to_string(id) + " is served already",
+                    EBUSY);
+    if (err == ECONNREFUSED) ::unlink(path_.c_str());
     const sockaddr_un a = address(path_);
     if (::bind(listen_.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
         throw Error(errno_text("cannot bind the control socket " + path_, errno), errno);
