@@ -57,10 +57,6 @@ bool delete_directly(uint32_t id, bool have_state) {
     return true;
 }
 
-}  // namespace
-
-namespace {
-
 // Asks a running daemon to detach and waits (bounded) until it is gone.
 void detach_through_daemon(const DeviceState& state, DaemonStatus daemon) {
     const std::string who = "the daemon of device " + std::to_string(state.id) + " (pid " + std::to_string(daemon.pid) + ")";
@@ -87,7 +83,9 @@ void detach_device(uint32_t id) {
     if (state) {
         DaemonStatus daemon = daemon_status(*state);
         if (daemon.reach == Reach::Unreachable)
-            throw Error("cannot detach device " + std::to_string(id) + ": " + daemon.why, EHOSTUNREACH);
+            throw Error("cannot detach device " + std::to_string(id) + ": " + daemon.why +
+                            " (if that process is stuck, kill it; then unbd detach again)",
+                        EHOSTUNREACH);
         if (daemon.reach == Reach::Running) detach_through_daemon(*state, std::move(daemon));
     }
     // The daemon is gone (or never finished its job): clean up directly.
