@@ -203,6 +203,7 @@ DaemonContact contact_daemon(uint32_t id) {
     }
     if (err != 0) {
         c.reach = Reach::Unreachable;
+        c.error = err;
         c.why = err == EAGAIN ? "its control socket " + path + " accepts no connections (backlog full)"
                               : errno_text("cannot connect to its control socket " + path, err);
         return c;
@@ -217,7 +218,9 @@ DaemonContact contact_daemon(uint32_t id) {
 
 nlohmann::json ask(DaemonContact& contact, const ControlRequest& request, std::chrono::milliseconds timeout) {
     if (contact.reach != Reach::Running || !contact.conn)
-        throw Error(std::string("cannot ask the daemon to ") + name(request.cmd) + ": it is not connected");
+        throw Error(std::string("cannot ask the daemon to ") + name(request.cmd) + ": " +
+                        (contact.why.empty() ? std::string("it is not connected") : contact.why),
+                    contact.error != 0 ? contact.error : ENOTCONN);
     const auto deadline = Clock::now() + timeout;
     const std::string what = std::string("the daemon's answer to ") + name(request.cmd);
     try {

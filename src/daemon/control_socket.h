@@ -73,6 +73,7 @@ struct DaemonContact {
     Reach reach = Reach::Gone;
     int pid = 0;      // Running: the daemon's pid as this process sees it (0: not visible here)
     std::string why;  // Unreachable: one line
+    int error = 0;    // Unreachable: connect()'s errno
     Fd conn;          // Running: the connection, for ask()
 };
 

@@ -53,12 +53,32 @@ bool process_alive(int pid) {
     return !s || s->state != 'Z';
 }
 
+namespace {
+
+// The state file's pid is a live process of our pid namespace that started
+// when the daemon did: the daemon itself.
+bool pid_means_daemon(const DeviceState& state) {
+    if (state.pid_ns == 0 || state.pid_ns != own_identity().pid_ns || !process_alive(state.pid)) return false;
+    const auto s = proc_stat(std::to_string(state.pid));
+    return s && s->start_time == state.pid_start;
+}
+
+}  // namespace
+
 DaemonStatus daemon_status(const DeviceState& state) {
     DaemonStatus st;
     st.contact = contact_daemon(state.id);
     st.reach = st.contact.reach;
     st.pid = st.contact.pid;
     st.why = st.contact.why;
+    if (st.reach == Reach::Unreachable && st.contact.error == EACCES) {
+        // Not ours to connect to: a process we can recognise is running.
+        if (pid_means_daemon(state)) {
+            st.reach = Reach::Running;
+            st.pid = state.pid;
+        }
+        return st;
+    }
     if (st.reach != Reach::Gone) return st;
     if (state.pid_ns == 0) {
         // Written by an unbd without control sockets: its pid is the daemon.
@@ -69,14 +89,10 @@ DaemonStatus daemon_status(const DeviceState& state) {
         }
         return st;
     }
-    const ProcessIdentity me = own_identity();
-    if (state.pid_ns == me.pid_ns && process_alive(state.pid)) {
-        const auto s = proc_stat(std::to_string(state.pid));
-        if (s && s->start_time == state.pid_start) {
-            st.reach = Reach::Unreachable;
-            st.why = "its daemon (pid " + std::to_string(state.pid) + ") runs but its control socket " +
-                     control_socket_path(state.id) + " is gone";
-        }
+    if (pid_means_daemon(state)) {
+        st.reach = Reach::Unreachable;
+        st.why = "its daemon (pid " + std::to_string(state.pid) + ") runs but its control socket " +
+                 control_socket_path(state.id) + " is gone";
     }
     return st;
 }

@@ -6,6 +6,8 @@
 // only when it can mean the same process here: the file names the pid
 // namespace it was written in and the process's start time, and both
 // match (a daemon whose socket file was removed: refuse, do not guess).
+// The same belief answers a user who may not connect (the socket is
+// root's, 0600): `unbd list` still tells a running daemon from a dead one.
 // A state file without them comes from an unbd before control sockets:
 // its pid is all there is, and signals (as that unbd did) are the way to
 // talk to the daemon.
