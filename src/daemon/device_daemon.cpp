@@ -335,7 +335,7 @@ bool DeviceDaemon::run_until_stopped() {
         siginfo_t info{};
         const int sig = ::sigtimedwait(&set, &info, &ts);
         if (sig == SIGUSR2) {
-            resize(info.si_code == SI_QUEUE && (info.si_value.sival_int & 1), "unbd resize");
+            resize(info.si_code == SI_QUEUE && (info.si_value.sival_int & 1), "unbd resize", true);
             continue;
         }
         if (sig == SIGUSR1) {

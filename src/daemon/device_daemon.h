@@ -85,7 +85,8 @@ private:
     bool hand_over();
     // Renegotiates on a side connection and resizes the device to the
     // export (daemon/resize.h); records the outcome in the state file.
-    void resize(bool allow_shrink, const char* why);
+    // `asked`: by `unbd resize`, whose outcome is always recorded.
+    void resize(bool allow_shrink, const char* why, bool asked = false);
     void renegotiate_for(uint64_t bytes);
     void publish_health();
     void open_control_socket(uint32_t id);
