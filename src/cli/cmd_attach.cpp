@@ -29,6 +29,7 @@
 #include "daemon/attach_plan.h"
 #include "daemon/detach.h"
 #include "daemon/device_daemon.h"
+#include "daemon/liveness.h"
 #include "nbd/uri.h"
 #include "ublk/control_device.h"
 #include "daemon/state_file.h"
@@ -195,7 +196,7 @@ void run_background(daemon::AttachPlan plan, bool json) {
 bool recoverable_with_same_uri(const daemon::AttachOptions& options) {
     if (!options.dev_id) return false;
     const auto state = daemon::read_state(*options.dev_id);
-    if (!state || daemon::process_alive(state->pid)) return false;
+    if (!state || daemon::daemon_status(*state).reach != daemon::Reach::Gone) return false;
     if (state->uri != nbd::parse_uri(options.uri_text).to_string()) return false;
     try {
         ublk::ControlDevice control;
@@ -264,6 +265,9 @@ void add_attach_command(CLI::App& app) {
         args->options.durability_log_bytes = parse_size(args->log_size, "--durability-log-size");
         args->options.resize_check = parse_seconds(args->resize_check, "--resize-check", false).value();
         args->options.on_daemon_loss = args->on_daemon_loss == "fail" ? daemon::DaemonLoss::Fail : daemon::DaemonLoss::Hold;
+        // What a killed predecessor (another container, say) left behind.
+        for (const auto& line : daemon::sweep_stale_devices())
+            std::fprintf(stderr, "unbd: warning: %s\n", line.c_str());
         if (recoverable_with_same_uri(args->options)) {
             std::fprintf(stderr, "unbd: device %u is waiting for a daemon: recovering it\n", *args->options.dev_id);
             return launch_daemon(plan_recovery(*args->options.dev_id), args->foreground, args->json);

@@ -1,5 +1,8 @@
 // `unbd list [--json]`: every unbd device (one per state file), with the
-// kernel's view of it (live / quiesced / dead, from GET_DEV_INFO).
+// kernel's view of it (live / quiesced / dead, from GET_DEV_INFO) and its
+// daemon's (daemon/liveness.h): "daemon" is running / gone / unreachable,
+// and "pid" is the daemon's pid as this namespace sees it (0: not running,
+// or not visible from here), not the one in the state file.
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -9,7 +12,7 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
-#include "daemon/detach.h"
+#include "daemon/liveness.h"
 #include "daemon/state_file.h"
 #include "ublk/control_device.h"
 
@@ -47,7 +50,12 @@ void add_list_command(CLI::App& app) {
         for (const auto& s : states) {
             nlohmann::json j = s.to_json();
             j["state"] = kernel_state(control.get(), s.id);
-            j["daemon_running"] = daemon::process_alive(s.pid);
+            const daemon::DaemonStatus d = daemon::daemon_status(s);
+            j["daemon_running"] = d.reach == daemon::Reach::Running;
+            j["daemon"] = d.reach == daemon::Reach::Running ? "running" : d.reach == daemon::Reach::Gone ? "gone" : "unreachable";
+            j["pid"] = d.reach == daemon::Reach::Running ? d.pid : 0;
+            // A device whose daemon is gone shows that, whatever the kernel still says.
+            if (d.reach == daemon::Reach::Gone && j["state"] == "live") j["state"] = "no-daemon";
             out.push_back(j);
         }
         if (*json) {

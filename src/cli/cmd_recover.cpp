@@ -2,7 +2,8 @@
 // kernel keeps it quiesced, UBLK_F_USER_RECOVERY). The URI and options come
 // from the state file; the export must still fit the device.
 //
-// `unbd restart DEV|ID`: live upgrade. The running daemon is asked (SIGUSR1)
+// `unbd restart DEV|ID`: live upgrade. The running daemon is asked (on its
+// control socket; SIGUSR1 for a daemon of an unbd before control sockets)
 // to quiesce the device (QUIESCE_DEV, 6.16+) and exit without deleting it;
 // then this binary recovers it. The filesystem on it sees a pause.
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include "common/error.h"
 #include "common/wait.h"
 #include "daemon/detach.h"
+#include "daemon/liveness.h"
 #include "daemon/state_file.h"
 #include "proto/ublk_uapi.h"
 #include "ublk/control_device.h"
@@ -22,10 +24,13 @@ namespace unbd::cli {
 
 daemon::AttachPlan plan_recovery(uint32_t id) {
     const daemon::DeviceState state = daemon::load_state(id);
-    if (daemon::process_alive(state.pid))
-        throw Error("device " + std::to_string(id) + " has a running daemon (pid " + std::to_string(state.pid) +
+    const daemon::DaemonStatus d = daemon::daemon_status(state);
+    if (d.reach == daemon::Reach::Running)
+        throw Error("device " + std::to_string(id) + " has a running daemon (pid " + std::to_string(d.pid) +
                         "): nothing to recover (to replace the daemon, use unbd restart)",
                     EBUSY);
+    if (d.reach == daemon::Reach::Unreachable)
+        throw Error("cannot recover device " + std::to_string(id) + ": " + d.why, EHOSTUNREACH);
     return daemon::plan_attach(daemon::recovery_options(state));
 }
 
@@ -46,8 +51,11 @@ void add_common(CLI::App* cmd, RecoverArgs& args) {
 // Asks the daemon to hand the device over and waits until it is gone.
 void hand_over(uint32_t id) {
     const daemon::DeviceState state = daemon::load_state(id);
-    if (!daemon::process_alive(state.pid))
+    daemon::DaemonStatus d = daemon::daemon_status(state);
+    if (d.reach == daemon::Reach::Gone)
         throw Error("device " + std::to_string(id) + " has no running daemon: use unbd recover", ESRCH);
+    if (d.reach == daemon::Reach::Unreachable)
+        throw Error("cannot restart device " + std::to_string(id) + ": " + d.why, EHOSTUNREACH);
     {
         ublk::ControlDevice control;
         namespace P = proto::ublk;
@@ -59,8 +67,13 @@ void hand_over(uint32_t id) {
             throw Error("device " + std::to_string(id) + " was made without UBLK_F_QUIESCE: it cannot be restarted live",
                         EOPNOTSUPP);
     }
-    if (::kill(state.pid, SIGUSR1) != 0) throw Error(errno_text("cannot signal the daemon", errno), errno);
-    if (!wait_for([&] { return !daemon::process_alive(state.pid); }, std::chrono::seconds(60)))
+    if (d.legacy) {
+        if (::kill(d.pid, SIGUSR1) != 0) throw Error(errno_text("cannot signal the daemon", errno), errno);
+    } else {
+        daemon::ask(d.contact, daemon::ControlRequest{daemon::ControlCommand::Restart});
+    }
+    if (!wait_for([&] { return daemon::daemon_status(state).reach == daemon::Reach::Gone; }, std::chrono::seconds(60),
+                  std::chrono::milliseconds(100)))
         throw Error("the daemon of device " + std::to_string(id) + " did not hand the device over within 60 s");
 }
 

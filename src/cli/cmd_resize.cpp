@@ -1,7 +1,8 @@
 // `unbd resize DEV|ID [--allow-shrink]`: the daemon renegotiates on a side
 // connection and resizes the device to the export (daemon/resize.h). We ask
-// with SIGUSR2 (sigqueue, value 1 = allow shrinking) and wait for the
-// outcome in the state file (its resize sequence moves on).
+// on its control socket ({"cmd":"resize"}; SIGUSR2 through sigqueue, value
+// 1 = allow shrinking, to a daemon of an unbd before control sockets) and
+// wait for the outcome in the state file (its resize sequence moves on).
 #include <signal.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include "common/error.h"
 #include "common/wait.h"
 #include "daemon/detach.h"
+#include "daemon/liveness.h"
 #include "daemon/state_file.h"
 
 namespace unbd::cli {
@@ -29,11 +31,14 @@ void add_resize_command(CLI::App& app) {
     cmd->callback([args] {
         const uint32_t id = daemon::parse_device_ref(args->device);
         const daemon::DeviceState before = daemon::load_state(id);
-        if (!daemon::process_alive(before.pid))
-            throw Error("device " + std::to_string(id) + " has no running daemon (unbd recover it first)", ESRCH);
-        sigval value{};
-        value.sival_int = args->allow_shrink ? 1 : 0;
-        if (::sigqueue(before.pid, SIGUSR2, value) != 0) throw Error(errno_text("cannot signal the daemon", errno), errno);
+        daemon::DaemonStatus d = daemon::running_daemon(before, "resize it");
+        if (d.legacy) {
+            sigval value{};
+            value.sival_int = args->allow_shrink ? 1 : 0;
+            if (::sigqueue(d.pid, SIGUSR2, value) != 0) throw Error(errno_text("cannot signal the daemon", errno), errno);
+        } else {
+            daemon::ask(d.contact, daemon::ControlRequest{daemon::ControlCommand::Resize, args->allow_shrink});
+        }
         std::optional<daemon::DeviceState> after;
         const bool answered = wait_for(
             [&] {

@@ -16,6 +16,7 @@ void add_list_command(CLI::App& app);
 void add_recover_command(CLI::App& app);
 void add_restart_command(CLI::App& app);
 void add_resize_command(CLI::App& app);
+void add_stats_command(CLI::App& app);
 void add_udev_env_command(CLI::App& app);  // hidden: udev's rule runs it
 
 // Starts the device daemon for a plan (attach or recover): in the

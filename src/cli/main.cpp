@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     unbd::cli::add_recover_command(app);
     unbd::cli::add_restart_command(app);
     unbd::cli::add_resize_command(app);
+    unbd::cli::add_stats_command(app);
     unbd::cli::add_udev_env_command(app);
     for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) sub->footer(kExitStatuses);
 

@@ -5,12 +5,13 @@
 
 #include <cerrno>
 #include <chrono>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
 #include "common/wait.h"
+#include "daemon/control_socket.h"
+#include "daemon/liveness.h"
 #include "daemon/state_file.h"
 #include "ublk/control_device.h"
 
@@ -31,15 +32,6 @@ uint32_t parse_device_ref(const std::string& text) {
         throw usage_error("'" + text + "' is not a unbd device: give /dev/ublkbN or its number N");
     }
     return static_cast<uint32_t>(std::stoul(digits));
-}
-
-bool process_alive(int pid) {
-    if (pid <= 0 || ::kill(pid, 0) != 0) return false;
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto close = line.rfind(')');
-    return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
 }
 
 namespace {
@@ -65,31 +57,68 @@ bool delete_directly(uint32_t id, bool have_state) {
     return true;
 }
 
+// Asks a running daemon to detach and waits (bounded) until it is gone.
+void detach_through_daemon(const DeviceState& state, DaemonStatus daemon) {
+    const std::string who = "the daemon of device " + std::to_string(state.id) + " (pid " + std::to_string(daemon.pid) + ")";
+    if (daemon.legacy) {
+        // An unbd before control sockets: its pid is from this namespace.
+        if (::kill(daemon.pid, SIGTERM) != 0 && errno != ESRCH)
+            throw Error(errno_text("cannot signal " + who, errno), errno);
+        if (!wait_for([&] { return !process_alive(daemon.pid); }, 90s))
+            throw Error(who + " did not finish detaching within 90 s");
+        return;
+    }
+    ask(daemon.contact, ControlRequest{ControlCommand::Detach});
+    // Gone once its socket refuses and (where we can see it) its process ended.
+    if (!wait_for([&] { return daemon_status(state).reach == Reach::Gone; }, 90s, 100ms))
+        throw Error(who + " did not finish detaching within 90 s");
+}
+
 }  // namespace
 
 void detach_device(uint32_t id) {
     // A state file unbd cannot read (corrupt, or from a newer unbd) names no
     // daemon to stop: refuse rather than delete a device under a live one.
     const auto state = state_file_exists(id) ? std::optional<DeviceState>(load_state(id)) : std::nullopt;
-    if (state && process_alive(state->pid)) {
-        if (::kill(state->pid, SIGTERM) != 0 && errno != ESRCH) {
-            throw Error(errno_text("cannot signal the daemon of device " + std::to_string(id) + " (pid " +
-                                       std::to_string(state->pid) + ")",
-                                   errno),
-                        errno);
-        }
-        if (!wait_for([&] { return !process_alive(state->pid); }, 90s)) {
-            throw Error("the daemon of device " + std::to_string(id) + " (pid " + std::to_string(state->pid) +
-                        ") did not finish detaching within 90 s");
-        }
+    if (state) {
+        DaemonStatus daemon = daemon_status(*state);
+        if (daemon.reach == Reach::Unreachable)
+            throw Error("cannot detach device " + std::to_string(id) + ": " + daemon.why +
+                            " (if that process is stuck, kill it; then unbd detach again)",
+                        EHOSTUNREACH);
+        if (daemon.reach == Reach::Running) detach_through_daemon(*state, std::move(daemon));
     }
     // The daemon is gone (or never finished its job): clean up directly.
     const bool existed = !device_gone(id) ? delete_directly(id, state.has_value()) : false;
     if (!state && !existed) throw no_device_error("no unbd device " + std::to_string(id) + " (detached already?)");
     remove_state(id);
+    remove_control_socket(id);
     if (!wait_for([&] { return device_gone(id); }, 10s)) {
         throw Error("device " + std::to_string(id) + " is still present 10 s after being deleted");
     }
+}
+
+std::vector<std::string> sweep_stale_devices() {
+    std::vector<std::string> waiting;
+    std::optional<ublk::ControlDevice> control;
+    for (const DeviceState& s : all_states()) {
+        if (daemon_status(s).reach != Reach::Gone) continue;
+        try {
+            if (!control) control.emplace();
+            if (!control->find(s.id)) {
+                spdlog::info("device {} is gone and so is its daemon: forgetting its state file", s.id);
+                remove_state(s.id);
+                remove_control_socket(s.id);
+                continue;
+            }
+        } catch (const Error& e) {
+            spdlog::debug("cannot look at ublk device {}: {}", s.id, e.what());
+            return waiting;  // no ublk here, or no rights: leave everything as it is
+        }
+        waiting.push_back("device " + std::to_string(s.id) + " (" + s.uri + ") lost its daemon: unbd recover " +
+                          std::to_string(s.id) + ", or unbd detach " + std::to_string(s.id));
+    }
+    return waiting;
 }
 
 }  // namespace unbd::daemon

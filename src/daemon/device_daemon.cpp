@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/wait.h"
+#include "daemon/liveness.h"
 #include "daemon/resize.h"
 #include "daemon/sd_notify.h"
 #include "daemon/udev_names.h"
@@ -95,7 +96,9 @@ DeviceState DeviceDaemon::start() {
     control_ = std::make_unique<ublk::ControlDevice>();
     const unsigned nq = static_cast<unsigned>(plan_.connections.size());
 
+    for (unsigned q = 0; q < nq; ++q) counters_.push_back(std::make_unique<ublk::IoCounters>());
     const ublk::DevInfo got = plan_.options.recover ? begin_recovery() : create_device();
+    open_control_socket(got.dev_id);
     char_fd_ = open_char_device(got.dev_id);
     start_reconnect_machinery();
 
@@ -115,6 +118,7 @@ DeviceState DeviceDaemon::start() {
         qc.reconnect.redialer = redialer_.get();
         qc.reconnect.index = q;
         qc.export_size = &export_size_;
+        qc.counters = counters_[q].get();
         queues_.push_back(std::make_unique<ublk::Queue>(qc, std::move(plan_.connections[q].socket)));
         queues_.back()->start(gate);
     }
@@ -142,6 +146,9 @@ DeviceState DeviceDaemon::start() {
     state_.read_only = plan_.params.read_only;
     state_.logical_block_size = plan_.params.logical_block_size;
     state_.pid = ::getpid();
+    const ProcessIdentity me = own_identity();
+    state_.pid_ns = me.pid_ns;
+    state_.pid_start = me.start_time;
     state_.durability = nbd::name(plan_.durability);
     state_.force_read_only = plan_.options.read_only;
     state_.io_timeout_ms = plan_.options.io_timeout.count();
@@ -186,14 +193,61 @@ void DeviceDaemon::publish_health() {
         return;
     notify_systemd("STATUS=" + state_.dev + " " + health +
                    (st.last_failure.empty() ? std::string() : " (last failure: " + st.last_failure + ")"));
-    state_.connection = health;
-    state_.reconnects = st.reconnects;
-    state_.last_failure = st.last_failure;
+    {
+        std::lock_guard lock(health_mutex_);
+        state_.connection = health;
+        state_.reconnects = st.reconnects;
+        state_.last_failure = st.last_failure;
+    }
     try {
         write_state(state_);
     } catch (const std::exception& e) {
         spdlog::warn("cannot update the state file: {}", e.what());
     }
+}
+
+// The daemon's identity for the CLI, across pid namespaces. A socket file
+// that nobody listens on (a killed predecessor's) is replaced.
+void DeviceDaemon::open_control_socket(uint32_t id) {
+    control_server_ = std::make_unique<ControlServer>(
+        id, [this, id](const ControlRequest& request) { return on_control(id, request); });
+}
+
+nlohmann::json DeviceDaemon::on_control(uint32_t id, const ControlRequest& request) {
+    // The work of detach, restart and resize belongs to the main thread:
+    // the same signals an older `unbd` sent, from ourselves (getpid() is
+    // right in our own namespace), taken by run_until_stopped().
+    const auto to_self = [](int sig, int value) {
+        sigval v{};
+        v.sival_int = value;
+        if (::sigqueue(::getpid(), sig, v) != 0) throw Error(errno_text("cannot signal the main thread", errno), errno);
+        return nlohmann::json::object();
+    };
+    switch (request.cmd) {
+        case ControlCommand::Ping:
+            return {{"pid", ::getpid()}, {"id", id}, {"dev", ublk::block_device_path(id)}};
+        case ControlCommand::Stats: {
+            DeviceStats s;
+            s.id = id;
+            s.dev = ublk::block_device_path(id);
+            s.size_bytes = export_size_.load();
+            {
+                std::lock_guard lock(health_mutex_);
+                s.connection = state_.connection;
+                s.reconnects = state_.reconnects;
+                s.last_failure = state_.last_failure;
+            }
+            for (const auto& c : counters_) {
+                s.queues.push_back(c->snapshot());
+                s.total += s.queues.back();
+            }
+            return {{"stats", to_json(s)}};
+        }
+        case ControlCommand::Detach: return to_self(SIGTERM, 0);
+        case ControlCommand::Restart: return to_self(SIGUSR1, 0);
+        case ControlCommand::Resize: return to_self(SIGUSR2, request.allow_shrink ? 1 : 0);
+    }
+    throw Error("unknown command");
 }
 
 // ADD_DEV + SET_PARAMS. The device outlives a crashed daemon (USER_RECOVERY:
@@ -284,7 +338,7 @@ bool DeviceDaemon::run_until_stopped() {
         siginfo_t info{};
         const int sig = ::sigtimedwait(&set, &info, &ts);
         if (sig == SIGUSR2) {
-            resize(info.si_code == SI_QUEUE && (info.si_value.sival_int & 1), "unbd resize");
+            resize(info.si_code == SI_QUEUE && (info.si_value.sival_int & 1), "unbd resize", true);
             continue;
         }
         if (sig == SIGUSR1) {

@@ -6,17 +6,22 @@
 //                 SIGTERM/SIGINT/SIGHUP (blocked process-wide, taken with
 //                 sigtimedwait), watches the queues and keeps the state
 //                 file's connection health current (once a second).
+//   control thread  daemon/control_socket.h: answers ping and stats from
+//                 snapshots (atomic counters; health under a mutex); turns
+//                 detach / restart / resize into the signals above, sent to
+//                 itself, so the main thread does the work as before.
 //   queue threads one per hardware queue, see ublk/queue.h.
 //   redial thread nbd::Redialer: reconnects, replays the durability log.
 //
 // Start order: unshare the mount namespace -> ADD_DEV (USER_RECOVERY) ->
-// SET_PARAMS -> open /dev/ublkcN -> start queues (each submits every
+// SET_PARAMS -> control socket -> open /dev/ublkcN -> start queues (each submits every
 // FETCH) -> wait for all of them (StartGate, bounded) -> START_DEV -> state
 // file. Any failure unwinds in reverse and DEL_DEVs: nothing is left behind.
 //
 // Recovery order (`unbd recover`, after the old daemon died; the NBD
 // connections are already made): START_USER_RECOVERY (retried while the
-// kernel still releases the old daemon) -> GET_DEV_INFO -> open
+// kernel still releases the old daemon) -> GET_DEV_INFO -> control socket
+// (replacing the dead daemon's) -> open
 // /dev/ublkcN -> start queues (FETCH every tag) -> END_USER_RECOVERY(pid)
 // -> state file. A failure before END leaves the device quiesced.
 //
@@ -31,6 +36,8 @@
 //   4. DEL_DEV (blocks while anything holds /dev/ublkcN: hence after 3);
 //      the Redialer and the durability log go after the queues.
 //   5. remove the state file.
+//   6. (~DeviceDaemon) close and remove the control socket: until then a
+//      `unbd detach` waiting on it knows the daemon is still at work.
 // (DISC comes after STOP_DEV, not before: STOP_DEV itself may issue I/O,
 // e.g. a cache flush, that still needs the connections.)
 #pragma once
@@ -38,11 +45,13 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "common/fd.h"
 #include "daemon/attach_plan.h"
+#include "daemon/control_socket.h"
 #include "daemon/state_file.h"
 #include "nbd/durability_log.h"
 #include "nbd/redialer.h"
@@ -76,9 +85,13 @@ private:
     bool hand_over();
     // Renegotiates on a side connection and resizes the device to the
     // export (daemon/resize.h); records the outcome in the state file.
-    void resize(bool allow_shrink, const char* why);
+    // `asked`: by `unbd resize`, whose outcome is always recorded.
+    void resize(bool allow_shrink, const char* why, bool asked = false);
     void renegotiate_for(uint64_t bytes);
     void publish_health();
+    void open_control_socket(uint32_t id);
+    // On the control thread (control_socket.h).
+    nlohmann::json on_control(uint32_t id, const ControlRequest& request);
 
     AttachPlan plan_;
     std::unique_ptr<ublk::ControlDevice> control_;
@@ -86,6 +99,9 @@ private:
     Fd char_fd_;
     std::unique_ptr<nbd::DurabilityLog> log_;  // outlive the queues
     std::unique_ptr<nbd::Redialer> redialer_;
+    // `unbd stats`: one per queue; declared before the queues (which write
+    // them) and the control socket (which reads them), so it outlives both.
+    std::vector<std::unique_ptr<ublk::IoCounters>> counters_;
     std::vector<std::unique_ptr<ublk::Queue>> queues_;
     DeviceState state_;
     std::atomic<uint64_t> export_size_{0};  // the device's bytes, read by the queues' sessions
@@ -93,6 +109,9 @@ private:
     uint64_t handled_export_size_ = 0;  // the Redialer's last export size acted on
     bool stopped_ = false;
     bool recovering_ = false;  // between START_ and END_USER_RECOVERY
+    mutable std::mutex health_mutex_;  // state_'s connection fields: main thread writes, control thread reads
+    // Last: closed first, after shutdown() finished (order step 6).
+    std::unique_ptr<ControlServer> control_server_;
 };
 
 // The daemon must not share a mount namespace in which its own device gets

@@ -30,7 +30,7 @@ void DeviceDaemon::renegotiate_for(uint64_t bytes) {
                     std::to_string(bytes));
 }
 
-void DeviceDaemon::resize(bool allow_shrink, const char* why) {
+void DeviceDaemon::resize(bool allow_shrink, const char* why, bool asked) {
     ResizeDecision d;
     try {
         nbd::ConnectOptions co = plan_.connect;
@@ -58,6 +58,10 @@ void DeviceDaemon::resize(bool allow_shrink, const char* why) {
         d.message = std::string("resize failed: ") + e.what();
         spdlog::error("{} ({}): {}", state_.dev, why, d.message);
     }
+    // A check of our own that found nothing to do is not an outcome: it must
+    // not overwrite the one `unbd resize` is waiting to read (the periodic
+    // check may run right after the asked-for resize).
+    if (!asked && d.action == ResizeDecision::Action::Keep) return;
     ++state_.resize_seq;
     state_.resize_ok = d.action != ResizeDecision::Action::Refuse;
     state_.resize_result = d.message;

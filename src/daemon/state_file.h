@@ -1,6 +1,7 @@
 // State files: one JSON file per attached device, /run/unbd/<id>.json
-// (UNBD_STATE_DIR overrides the directory, for tests). They keep what the
-// kernel does not know -- the URI, the daemon's pid, the zero-copy mode --
+// (UNBD_STATE_DIR overrides the directory, for tests), beside the daemon's
+// control socket <id>.sock. They keep what the kernel does not know -- the
+// URI, the daemon's pid, the zero-copy mode --
 // for `unbd list`, `unbd detach` and a later `unbd recover`.
 // Written atomically (temp file + rename) by the daemon once the device is
 // live, removed by the daemon (or by `detach` when the daemon is dead).
@@ -30,7 +31,13 @@ struct DeviceState {
     std::string zero_copy_reason;
     bool read_only = false;
     uint32_t logical_block_size = 512;
+    // The daemon's pid as its own pid namespace sees it: for display only
+    // (a daemon in a container may be pid 1). Who the daemon is, is its
+    // control socket (daemon/control_socket.h); pid_ns and pid_start say
+    // where this pid means the daemon (daemon/liveness.h; 0: an older unbd).
     int pid = 0;
+    uint64_t pid_ns = 0;
+    uint64_t pid_start = 0;
     // Kept current by the daemon while it runs (see nbd/redialer.h).
     std::string connection = "connected";  // connected / reconnecting / disconnected
     uint64_t reconnects = 0;

@@ -48,6 +48,8 @@ nlohmann::json DeviceState::to_json() const {
                           {"read_only", read_only},
                           {"logical_block_size", logical_block_size},
                           {"pid", pid},
+                          {"pid_ns", pid_ns},
+                          {"pid_start", pid_start},
                           {"connection", connection},
                           {"reconnects", reconnects},
                           {"last_failure", last_failure},
@@ -81,6 +83,8 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.read_only = j.value("read_only", false);
     s.logical_block_size = number<uint32_t>(j, "logical_block_size", 512);
     s.pid = number<int>(j, "pid", 0);
+    s.pid_ns = number<uint64_t>(j, "pid_ns", 0);
+    s.pid_start = number<uint64_t>(j, "pid_start", 0);
     s.connection = j.value("connection", "connected");
     s.reconnects = number<uint64_t>(j, "reconnects", 0);
     s.last_failure = j.value("last_failure", "");

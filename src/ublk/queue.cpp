@@ -204,10 +204,12 @@ private:
             if (const int* err = std::get_if<int>(&m)) {
                 requests_[tag] = nbd::BlockRequest{};
                 commits_.push_back({tag, *err});
+                if (cfg_.counters != nullptr) cfg_.counters->refused();
                 return;
             }
             requests_[tag] = std::get<nbd::BlockRequest>(m);
             ++in_flight_;
+            if (cfg_.counters != nullptr) cfg_.counters->started();
             link_->submit(requests_[tag]);
             return;
         }
@@ -230,6 +232,7 @@ private:
             spdlog::warn("queue {}: {} offset {} length {} failed: {}", cfg_.q_id, nbd::name(r.op), r.offset,
                          r.length, std::strerror(-result));
         }
+        if (cfg_.counters != nullptr) cfg_.counters->completed(requests_[tag], result);
         commits_.push_back({tag, commit_result(requests_[tag], result)});
     }
 

@@ -36,6 +36,7 @@
 #include "nbd/export_info.h"
 #include "nbd/reconnecting_session.h"
 #include "ublk/device_params.h"
+#include "ublk/io_stats.h"
 #include "ublk/zero_copy.h"
 
 namespace unbd::ublk {
@@ -67,6 +68,7 @@ struct QueueConfig {
     nbd::ExportInfo info;               // of this queue's own connection
     nbd::ReconnectOptions reconnect;    // redialer, durability log, io timeout
     const std::atomic<uint64_t>* export_size = nullptr;  // the device's bytes now (resize)
+    IoCounters* counters = nullptr;     // `unbd stats`; owned by the daemon, outlives the queue
 };
 
 class Queue {

@@ -55,6 +55,9 @@ check_bad_input \
   "recover of nothing             | 3 | no state file $UNBD_STATE_DIR/7.json               | \"\$UNBD\" recover 7" \
   "restart of nothing             | 3 | no state file $UNBD_STATE_DIR/7.json               | \"\$UNBD\" restart /dev/ublkb7" \
   "resize of nothing              | 3 | no state file $UNBD_STATE_DIR/7.json               | \"\$UNBD\" resize 7" \
+  "stats of nothing               | 3 | no state file $UNBD_STATE_DIR/7.json               | \"\$UNBD\" stats 7" \
+  "stats of a word                | 2 | 'abc' is not a unbd device                         | \"\$UNBD\" stats abc" \
+  "stats, state file corrupt      | 1 | $UNBD_STATE_DIR/5.json is corrupt                  | \"\$UNBD\" stats 5" \
   "detach, state file corrupt     | 1 | $UNBD_STATE_DIR/5.json is corrupt                  | \"\$UNBD\" detach 5" \
   "recover, state file corrupt    | 1 | $UNBD_STATE_DIR/5.json is corrupt                  | \"\$UNBD\" recover 5" \
   "detach, state file newer       | 1 | state file version 99 is from a newer unbd         | \"\$UNBD\" detach 6" \

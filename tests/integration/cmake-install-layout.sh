@@ -11,7 +11,7 @@ expected() { # PREFIX (without the leading /)
     "./$p/share/bash-completion/completions/unbd" "./$p/share/doc/unbd/README.md" \
     "./$p/share/doc/unbd/changelog.Debian.gz" "./$p/share/doc/unbd/copyright" \
     "./$p/share/doc/unbd/examples/unbd.conf.example"
-  for page in unbd unbd-attach unbd-detach unbd-info unbd-list unbd-recover unbd-resize unbd-restart; do
+  for page in unbd unbd-attach unbd-detach unbd-info unbd-list unbd-recover unbd-resize unbd-restart unbd-stats; do
     echo "./$p/share/man/man8/$page.8.gz"
   done
 }

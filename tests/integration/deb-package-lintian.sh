@@ -49,7 +49,7 @@ expected="./usr/bin/unbd
 ./usr/share/doc/unbd/changelog.Debian.gz
 ./usr/share/doc/unbd/copyright
 ./usr/share/doc/unbd/examples/unbd.conf.example"
-for page in unbd unbd-attach unbd-detach unbd-info unbd-list unbd-recover unbd-resize unbd-restart; do
+for page in unbd unbd-attach unbd-detach unbd-info unbd-list unbd-recover unbd-resize unbd-restart unbd-stats; do
   expected+=$'\n'"./usr/share/man/man8/$page.8.gz"
 done
 dpkg-deb -c "$deb" | tee "$TESTDIR/contents" | sed 's/^/contents: /'
