@@ -47,18 +47,35 @@ status_field() { sed -n "s/^$2:[[:space:]]*\([0-9]*\).*/\1/p" "/proc/$1/status";
 meminfo_kib() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" /proc/meminfo; }
 unbd_procs() { pgrep -x unbd | tr '\n' ' ' || true; }
 
+# MemAvailable once it settles: a daemon's io_uring is torn down after the
+# process is gone (asynchronously, in the kernel), and with it the pages its
+# registered buffers pinned. Until two readings 0.5 s apart are within 1 MiB,
+# at most 10 s.
+settled_memavail() {
+  local a b
+  b=$(meminfo_kib MemAvailable)
+  for _ in $(seq 20); do
+    sleep 0.5
+    a=$b b=$(meminfo_kib MemAvailable)
+    [ $((a - b)) -gt 1024 ] || [ $((b - a)) -gt 1024 ] || break
+  done
+  echo "$b"
+}
+
 # Figures of the machine, as NAME=VALUE words, into the named array.
 measure() {
   local -n into=$1
   sync
   echo 3 >/proc/sys/vm/drop_caches
+  local memavail
+  memavail=$(settled_memavail)
   into=(
     nbdkit_fds="$(fd_count "$nbdkit_pid")"
     nbdkit_rss_kib="$(status_field "$nbdkit_pid" VmRSS)"
     nbdkit_threads="$(status_field "$nbdkit_pid" Threads)"
     files="$(cut -f1 /proc/sys/fs/file-nr)"
     slab_kib="$(meminfo_kib Slab)"
-    memavail_kib="$(meminfo_kib MemAvailable)"
+    memavail_kib="$memavail"
   )
 }
 value() { # value ARRAY NAME
