@@ -5,7 +5,9 @@
 # I/O error in the kernel log, still mounted read-write), fsck is clean and
 # the files compare. Then a live restart (`unbd restart`, QUIESCE_DEV) under
 # the same load, with the pause printed; and --on-daemon-loss=fail makes I/O
-# fail at once while no daemon runs, until `unbd recover`.
+# fail at once while no daemon runs, until `unbd recover`. A kernel without
+# QUIESCE (6.16) or RECOVERY_FAIL_IO (6.13) gets unbd's refusals checked
+# instead of those two parts, and the case ends as skipped.
 . "$(dirname "$0")/../lib.sh"
 
 img=$TESTDIR/disk.img
@@ -42,9 +44,19 @@ grep -q recovering "$TESTDIR/reattach.err" || fail "attach -n $ID did not say it
 echo "recovered by attach -n in $(since "$t0") s"
 
 sleep 2
-t0=$(now)
-"$UNBD" restart "$ID" >"$TESTDIR/restart.out" 2>&1 || { cat "$TESTDIR/restart.out" >&2; fail "unbd restart $ID"; }
-echo "live restart took $(since "$t0") s"
+if kernel_has QUIESCE; then
+  t0=$(now)
+  "$UNBD" restart "$ID" >"$TESTDIR/restart.out" 2>&1 || { cat "$TESTDIR/restart.out" >&2; fail "unbd restart $ID"; }
+  echo "live restart took $(since "$t0") s"
+else
+  pid=$(device_field pid)
+  expect_fail "unbd restart without QUIESCE" "$UNBD" restart "$ID"
+  grep -q QUIESCE "$STDERR" || fail "the refusal does not name QUIESCE: $(cat "$STDERR")"
+  cat "$STDERR"
+  [ "$(device_field pid)" = "$pid" ] && [ "$(device_field state)" = live ] ||
+    fail "a refused restart changed the daemon: pid $(device_field pid), state $(device_field state)"
+  skip_part "live restart (no UBLK_F_QUIESCE, 6.16+; the refusal was checked)"
+fi
 wait "$writer_pid" || fail "writing files through a daemon kill and a restart failed"
 grep -q " $mnt ext4 rw" /proc/mounts || fail "ext4 is no longer mounted read-write: $(grep "$mnt" /proc/mounts)"
 if dmesg_since_mark | grep -iE "$(basename "$DEV")|ext4" | grep -iE 'error|fail'; then
@@ -56,6 +68,14 @@ fsck.ext4 -fn "$DEV" >"$TESTDIR/fsck.out" 2>&1 || { cat "$TESTDIR/fsck.out" >&2;
 detach "$ID"
 
 # --on-daemon-loss=fail: no daemon, I/O fails at once; recover makes it work.
+if ! kernel_has RECOVERY_FAIL_IO; then
+  expect_fail "--on-daemon-loss=fail without RECOVERY_FAIL_IO" "$UNBD" attach "$uri" -q 1 --on-daemon-loss=fail
+  grep -q FAIL_IO "$STDERR" || fail "the refusal does not name FAIL_IO: $(cat "$STDERR")"
+  cat "$STDERR"
+  expect_no_devices
+  skip_part "--on-daemon-loss=fail (no UBLK_F_USER_RECOVERY_FAIL_IO, 6.13+; the refusal was checked)"
+  exit 0
+fi
 attach "$uri" -q 1 --on-daemon-loss=fail
 kill -9 "$(device_field pid)"
 wait_until 30 '[ "$(device_field state)" = fail-io ] || [ "$(device_field state)" = quiesced ]' ||

@@ -3,8 +3,31 @@
 # mounted ext4 is grown online with resize2fs and its new space is used,
 # data written before and after reads back; --resize-check notices a growth
 # on its own; fsck is clean; a shrink is refused and leaves the device as it
-# was.
+# was. On a kernel without UBLK_F_UPDATE_SIZE (before 6.16): `unbd resize`
+# says so and changes nothing, the device still works; the case then ends
+# as skipped.
 . "$(dirname "$0")/../lib.sh"
+
+if ! kernel_has UPDATE_SIZE; then
+  img=$TESTDIR/disk.img
+  truncate -s 64M "$img"
+  serve_unix disk file "$img"
+  attach "$URI" -q 2
+  truncate -s 160M "$img"
+  expect_fail "unbd resize without UPDATE_SIZE" "$UNBD" resize "$ID"
+  grep -q UPDATE_SIZE "$STDERR" || fail "the refusal does not name UPDATE_SIZE: $(cat "$STDERR")"
+  cat "$STDERR"
+  [ "$(blockdev --getsize64 "$DEV")" = $((64 << 20)) ] || fail "a refused resize changed the device"
+  head -c 1M /dev/urandom >"$TESTDIR/data"
+  dd if="$TESTDIR/data" of="$DEV" bs=64k seek=100 oflag=direct status=none || fail "write after the refusal"
+  dd if="$DEV" of="$TESTDIR/back" bs=64k skip=100 count=16 iflag=direct status=none || fail "read after the refusal"
+  cmp -s "$TESTDIR/back" "$TESTDIR/data" || fail "read back after the refusal differs"
+  [ "$(device_field state)" = live ] || fail "the device is '$(device_field state)' after a refused resize"
+  detach "$ID"
+  expect_no_devices
+  skip_part "growing the device (no UBLK_F_UPDATE_SIZE, 6.16+; the refusal was checked)"
+  exit 0
+fi
 
 img=$TESTDIR/disk.img
 truncate -s 64M "$img"
