@@ -70,9 +70,14 @@ void NbdkitProcess::spawn() {
         ::_exit(127);
     }
     // Ready when libnbd can connect (nbdkit creates the socket before serving).
+    // A server that requires TLS refuses the plain handshake: for it, a
+    // connection that reaches the handshake is enough.
+    bool tls = false;
+    for (auto& a : prefix_) tls = tls || a == "--tls=require";
     for (int i = 0; i < 200; ++i) {
         nbd_handle* h = nbd_create();
-        const bool ok = nbd_connect_uri(h, uri_.c_str()) == 0;
+        const bool ok = tls ? nbd_connect_uri(h, uri_.c_str()) == 0 || nbd_get_errno() == ENOTSUP
+                            : nbd_connect_uri(h, uri_.c_str()) == 0;
         nbd_close(h);
         if (ok) return;
         int status = 0;
