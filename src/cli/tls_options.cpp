@@ -1,6 +1,8 @@
 // --tls* options (see tls_options.h).
 #include "cli/tls_options.h"
 
+#include <filesystem>
+
 #include "common/error.h"
 
 namespace unbd::cli {
@@ -43,6 +45,11 @@ nbd::Uri apply_tls_options(nbd::Uri uri, const TlsArgs& a) {
     if (a.no_verify_peer) t.verify_peer = false;
     if (!t.certificates.empty() && !t.psk_file.empty())
         throw usage_error("give TLS certificates or a PSK file, not both");
+    // The daemon runs in "/" and reconnects later: relative paths would
+    // name other files by then.
+    std::error_code ec;
+    if (!t.certificates.empty()) t.certificates = std::filesystem::absolute(t.certificates, ec).lexically_normal();
+    if (!t.psk_file.empty()) t.psk_file = std::filesystem::absolute(t.psk_file, ec).lexically_normal();
     return uri;
 }
 

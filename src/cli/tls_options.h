@@ -25,7 +25,8 @@ struct TlsArgs {
 
 void add_tls_options(CLI::App* cmd, TlsArgs& args);
 // Throws usage_error for contradictions (--tls=off with nbds://, a TLS
-// option without TLS, certificates and a PSK together).
+// option without TLS, certificates and a PSK together). Relative file names
+// become absolute (the daemon reconnects from "/").
 nbd::Uri apply_tls_options(nbd::Uri uri, const TlsArgs& args);
 
 }  // namespace unbd::cli

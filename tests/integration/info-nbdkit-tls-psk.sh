@@ -33,3 +33,19 @@ grep -qx "unbd: user 'carol' is not in the PSK file $PKI/keys.psk (give another 
 
 expect_fail "missing file" "$UNBD" info --tls-psk "$TESTDIR/none.psk" --tls-username alice "$base"
 grep -q "cannot read the PSK file $TESTDIR/none.psk" "$STDERR" || fail "unexpected message: $(cat "$STDERR")"
+
+# TLS 1.2 (the server limited to it: GnuTLS's system priority file): the
+# TLS 1.2 PSK suites, and a wrong key still says so.
+printf '[overrides]\ndisabled-version = tls1.3\n' >"$TESTDIR/tls12.conf"
+GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_nbdkit -P "$TESTDIR/pid12" -U "$TESTDIR/sock12" --tls=require \
+  --tls-psk="$PKI/keys.psk" memory 1M
+"$UNBD" info --tls-psk "$PKI/keys.psk" --tls-username alice "nbds+unix:///?socket=$TESTDIR/sock12" >"$TESTDIR/out" ||
+  fail "TLS 1.2 PSK"
+grep -q $'^\ttls: userspace (TLSv1.2, psk, ' "$TESTDIR/out" || fail "not TLS 1.2: $(cat "$TESTDIR/out")"
+expect_fail "TLS 1.2, wrong key" "$UNBD" info --tls-psk "$PKI/wrong.psk" --tls-username alice \
+  "nbds+unix:///?socket=$TESTDIR/sock12"
+grep -q "the server refused the pre-shared key of user 'alice'" "$STDERR" || fail "unexpected message: $(cat "$STDERR")"
+
+# A relative PSK file name is kept as an absolute one (the daemon runs in /).
+(cd "$PKI" && "$UNBD" info --tls-psk keys.psk --tls-username alice "$base") | grep -qF "tls-psk-file=$PKI/keys.psk" ||
+  fail "relative --tls-psk not made absolute"

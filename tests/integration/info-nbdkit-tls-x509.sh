@@ -46,3 +46,14 @@ grep -qx "unbd: no CA certificate $TESTDIR/ca-cert.pem (tls-certificates=DIR nee
 expect_fail "nbd:// to a TLS server" "$UNBD" info "nbd://localhost:$port/"
 grep -q "the server requires TLS (nbd://localhost:$port/): use an nbds:// URI or --tls=require" "$STDERR" ||
   fail "unexpected message: $(cat "$STDERR")"
+
+# TLS 1.2 (the server limited to it: GnuTLS's system priority file).
+printf '[overrides]\ndisabled-version = tls1.3\n' >"$TESTDIR/tls12.conf"
+port12=$(pick_port)
+GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_nbdkit -P "$TESTDIR/pid12" -i 127.0.0.1 -p "$port12" \
+  --tls=require --tls-certificates="$PKI" --tls-verify-peer memory 1M
+"$UNBD" info --tls-certificates "$PKI" "nbds://localhost:$port12/" >"$TESTDIR/out" || fail "TLS 1.2 x509"
+grep -q $'^\ttls: userspace (TLSv1.2, x509, ' "$TESTDIR/out" || fail "not TLS 1.2: $(cat "$TESTDIR/out")"
+expect_fail "TLS 1.2, host name mismatch" "$UNBD" info --tls-certificates "$PKI" --tls-hostname wrong.example \
+  "nbds://localhost:$port12/"
+grep -q "does not match the host name 'wrong.example'" "$STDERR" || fail "unexpected message: $(cat "$STDERR")"
