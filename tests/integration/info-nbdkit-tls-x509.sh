@@ -57,3 +57,10 @@ grep -q $'^\ttls: userspace (TLSv1.2, x509, ' "$TESTDIR/out" || fail "not TLS 1.
 expect_fail "TLS 1.2, host name mismatch" "$UNBD" info --tls-certificates "$PKI" --tls-hostname wrong.example \
   "nbds://localhost:$port12/"
 grep -q "does not match the host name 'wrong.example'" "$STDERR" || fail "unexpected message: $(cat "$STDERR")"
+
+# A server certificate past its expiry date.
+start_nbdkit -P "$TESTDIR/pid-exp" -U "$TESTDIR/exp.sock" --tls=require --tls-certificates="$PKI/expired" memory 1M
+expect_fail "expired certificate" "$UNBD" info --tls-certificates "$PKI" --tls-hostname localhost \
+  "nbds+unix:///?socket=$TESTDIR/exp.sock"
+grep -qx "unbd: the server's certificate has expired (nbds+unix:///?socket=$TESTDIR/exp.sock)" "$STDERR" ||
+  fail "unexpected message: $(cat "$STDERR")"
