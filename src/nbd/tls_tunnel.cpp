@@ -172,7 +172,11 @@ void TlsTunnel::run() noexcept {
         int timeout = -1;
         if (deadline != Clock::time_point::max())
             timeout = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
-        pollfd p[3] = {{server, want_server, 0}, {local, want_local, 0}, {stop_.get(), POLLIN, 0}};
+        // A side waited on for nothing is left out: a closed peer reports
+        // POLLHUP whatever was asked, which would spin this loop.
+        pollfd p[3] = {{want_server ? server : -1, want_server, 0},
+                       {want_local ? local : -1, want_local, 0},
+                       {stop_.get(), POLLIN, 0}};
         int n = ::poll(p, stopping ? 2 : 3, timeout);
         if (n < 0 && errno != EINTR) {
             why = errno_text("poll in the TLS tunnel", errno);
