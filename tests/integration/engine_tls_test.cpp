@@ -5,6 +5,9 @@
 // reconnect, which must redo the TLS handshake.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -165,4 +168,38 @@ TEST_CASE("tls engine: a restarted server gets a new TLS handshake on reconnect;
     Oracle o(s.uri);
     CHECK(check_pattern(o.pread(1 << 16, 64 << 10).data(), 64 << 10, 101));
     CHECK(check_pattern(o.pread(2 << 16, 64 << 10).data(), 64 << 10, 102));
+}
+
+// What `attach` does: connect (TLS tunnel running), pause, fork; the child
+// (the daemon) resumes the tunnel and serves I/O; the parent drops its
+// paused copy, which must not touch the connection.
+TEST_CASE("tls engine: a paused tunnel survives fork() and works in the child after resume()") {
+    TlsServer s(true);
+    nbd::Connection c = nbd::connect_export(nbd::parse_uri(s.uri), {});
+    REQUIRE(c.tls);
+    c.tls->pause();
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int code = 1;
+        try {
+            c.tls->resume();
+            nbd::SyntheticFrontend fe(std::move(c), nbd::SyntheticOptions{.queue_depth = 4, .buffer_bytes = 64 << 10});
+            fill_pattern(fe.buffer(0).data(), 64 << 10, 77);
+            if (fe.execute(BlockRequest{.tag = 0, .op = BlockOp::Write, .offset = 1 << 20, .length = 64 << 10,
+                                        .fua = true}) == 64 << 10 &&
+                fe.disconnect())
+                code = 0;
+        } catch (...) {
+            code = 2;
+        }
+        ::_exit(code);
+    }
+    c = nbd::Connection{};  // the parent's paused copy: closes its fds only
+    int status = -1;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    Oracle o(s.uri);
+    CHECK(check_pattern(o.pread(1 << 20, 64 << 10).data(), 64 << 10, 77));
 }
