@@ -60,6 +60,7 @@ check() {  # check URI QUEUES
   if [ "$uri" = "$psk_uri" ]; then
     # The server dies and comes back: a new TLS handshake per connection.
     _kill_pidfile "$TESTDIR/psk.pid"
+    rm -f "$sock"  # a killed nbdkit may leave it
     start_psk
     dd if="$dev" of="$TESTDIR/back" bs=1M skip=40 count=4 iflag=direct status=none || fail "read after restart"
     cmp "$TESTDIR/to-device" "$TESTDIR/back" || fail "data differs after the reconnect"
