@@ -217,8 +217,9 @@ struct Connector {
         } catch (const Error& e) {
             // TLS 1.3 finishes the client's handshake before the server
             // has judged the client: its refusal is the first read's EOF.
-            if (e.error_number() != ECONNRESET || tls.has_client_certificate() || !uri.tls_settings.psk_file.empty())
-                throw;
+            // (Or as a failed write, when the first option is still going out.)
+            const bool closed = e.error_number() == ECONNRESET || e.error_number() == EPIPE;
+            if (!closed || tls.has_client_certificate() || !uri.tls_settings.psk_file.empty()) throw;
             throw Error(std::string(e.what()) +
                             " (does the server want a client certificate? put client-cert.pem and client-key.pem "
                             "in the --tls-certificates directory)",

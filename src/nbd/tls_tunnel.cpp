@@ -73,9 +73,12 @@ void TlsTunnel::start() {
 }
 
 TlsTunnel::~TlsTunnel() {
+    // A paused tunnel has no thread to stop; and after fork() its eventfd is
+    // shared with the child's running copy, which a signal would stop.
+    if (!thread_.joinable()) return;
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(stop_.get(), &one, sizeof one);
-    if (thread_.joinable()) thread_.join();
+    thread_.join();
 }
 
 void TlsTunnel::pause() {

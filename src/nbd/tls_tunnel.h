@@ -19,7 +19,8 @@
 //   wrote for up to 1 s) and joins it. No work outlives the object.
 // - fork(): threads do not survive it, so `attach` pauses the tunnel before
 //   forking (the thread returns without touching the connection) and the
-//   child resumes it; the parent's paused copy only closes its fds.
+//   child resumes it; the parent's paused copy only closes its fds (it must
+//   not signal the eventfd it now shares with the child).
 #pragma once
 
 #include <atomic>
