@@ -5,12 +5,14 @@ set -euo pipefail
 packages=(
   # build
   cmake g++ pkg-config liburing-dev libasio-dev libspdlog-dev doctest-dev
-  libcli11-dev nlohmann-json3-dev libnbd-dev
+  libcli11-dev nlohmann-json3-dev libnbd-dev libssl-dev
   # fuzz targets (tests/fuzz): clang 14 and its libFuzzer/sanitizer runtimes
   clang-14 libclang-rt-14-dev
   # tests: real servers, the libnbd oracle, block tools
   nbdkit libnbd-bin python3-libnbd qemu-utils nbd-server nbd-client fio
   e2fsprogs util-linux procps iproute2 psmisc jq
+  # tests: TLS credentials (certtool, psktool) for nbds://
+  gnutls-bin
   # tests: the systemd unit (systemd-analyze verify)
   systemd
   # man pages (go-md2man: markdown to roff), their lint (groff, man-db,

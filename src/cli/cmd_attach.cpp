@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
+#include "cli/tls_options.h"
 #include "common/error.h"
 #include "common/fd.h"
 #include "daemon/attach_plan.h"
@@ -49,6 +50,7 @@ struct AttachArgs {
     std::string resize_check = "0";
     bool foreground = false;
     bool json = false;
+    TlsArgs tls;
 };
 
 // Seconds as given on the command line: a non-negative number, or "inf"
@@ -146,8 +148,21 @@ std::string become_daemon() {
     return log;
 }
 
+// TLS tunnels run a thread each (nbd/tls_tunnel.h); threads survive neither
+// fork() nor, cleanly, a change of mount namespace: pause them around both.
+void pause_tls(daemon::AttachPlan& plan) {
+    for (auto& c : plan.connections)
+        if (c.tls) c.tls->pause();
+}
+void resume_tls(daemon::AttachPlan& plan) {
+    for (auto& c : plan.connections)
+        if (c.tls) c.tls->resume();
+}
+
 void run_foreground(daemon::AttachPlan plan, bool json) {
+    pause_tls(plan);
     daemon::isolate_mount_namespace();
+    resume_tls(plan);
     daemon::DeviceDaemon d(std::move(plan));
     print_live(d.start(), json);
     if (!d.run_until_stopped()) throw Error("the device stopped because its queues failed");
@@ -159,6 +174,7 @@ void run_background(daemon::AttachPlan plan, bool json) {
     Fd read_end(fds[0]), write_end(fds[1]);
     std::cout.flush();
     std::fflush(stderr);
+    pause_tls(plan);  // the parent's paused copies only close their fds
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(errno_text("fork", errno), errno);
     if (pid > 0) {
@@ -173,6 +189,7 @@ void run_background(daemon::AttachPlan plan, bool json) {
     read_end.reset();
     std::string log = become_daemon();
     daemon::isolate_mount_namespace();
+    resume_tls(plan);
     std::optional<daemon::DeviceDaemon> d;
     try {
         d.emplace(std::move(plan));
@@ -222,7 +239,8 @@ void launch_daemon(daemon::AttachPlan plan, bool foreground, bool json) {
 void add_attach_command(CLI::App& app) {
     auto args = std::make_shared<AttachArgs>();
     auto* cmd = app.add_subcommand("attach", "Attach an NBD export as /dev/ublkbN");
-    cmd->add_option("uri", args->options.uri_text, "nbd://host[:port]/export or nbd+unix:///export?socket=PATH")
+    cmd->add_option("uri", args->options.uri_text,
+                    "nbd[s]://host[:port]/export or nbd[s]+unix:///export?socket=PATH")
         ->required();
     cmd->add_option("-n,--id", args->options.dev_id, "ublk device number (default: the first free one)");
     cmd->add_option("--name", args->options.name,
@@ -231,7 +249,7 @@ void add_attach_command(CLI::App& app) {
                     "queues = connections (default: min(CPUs,4), 1 without multi-conn)");
     cmd->add_option("-d,--depth", args->options.depth, "queue depth (default 128)");
     cmd->add_flag("--read-only", args->options.read_only, "make the device read-only");
-    cmd->add_option("--zero-copy", args->zero_copy, "auto, on or off (default auto)")
+    cmd->add_option("--zero-copy", args->zero_copy, "auto, on or off (default auto; off with TLS)")
         ->check(CLI::IsMember({"auto", "on", "off"}));
     cmd->add_option("--payload-ops", args->payload_ops,
                     "socket payload op: send_recv_fixed (default on 7.2+), read_write_fixed (default before), send_zc_fixed, user_copy (with --zero-copy=off)")
@@ -256,7 +274,10 @@ void add_attach_command(CLI::App& app) {
                     "default 0 = off; see unbd resize)");
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");
+    add_tls_options(cmd, args->tls);
     cmd->callback([args] {
+        // The TLS options become part of the URI (kept in the state file).
+        args->options.uri_text = apply_tls_options(nbd::parse_uri(args->options.uri_text), args->tls).to_string();
         args->options.zero_copy = ublk::parse_zero_copy(args->zero_copy);
         if (!args->payload_ops.empty()) args->options.payload_ops = ublk::parse_payload_ops(args->payload_ops);
         args->options.io_timeout = parse_seconds(args->io_timeout, "--io-timeout", false).value();

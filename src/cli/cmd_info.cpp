@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/tls_options.h"
 #include "common/error.h"
 #include "nbd/connect.h"
 #include "nbd/handshake.h"
@@ -22,6 +23,7 @@ struct InfoArgs {
     bool list = false;
     double connect_timeout = 10;
     double handshake_timeout = 10;
+    TlsArgs tls;
 };
 
 std::chrono::milliseconds to_ms(double seconds) {
@@ -55,10 +57,11 @@ void send_disconnect(const Fd& fd) {
     (void)!::send(fd.get(), req, sizeof req, MSG_NOSIGNAL);
 }
 
-nlohmann::json info_json(const nbd::ExportInfo& i, const std::string& uri) {
+nlohmann::json info_json(const nbd::ExportInfo& i, const std::string& uri, const std::string& tls) {
     nlohmann::json j;
     j["export_name"] = i.name;
     j["uri"] = uri;
+    j["tls"] = tls.empty() ? nlohmann::json(nullptr) : nlohmann::json(tls);
     j["size_bytes"] = i.size;
     j["read_only"] = i.read_only();
     j["rotational"] = i.rotational();
@@ -80,12 +83,13 @@ nlohmann::json info_json(const nbd::ExportInfo& i, const std::string& uri) {
     return j;
 }
 
-void print_human(const nbd::ExportInfo& i, const std::string& uri) {
+void print_human(const nbd::ExportInfo& i, const std::string& uri, const std::string& tls) {
     auto yn = [](bool b) { return b ? "true" : "false"; };
     std::printf("export=\"%s\":\n", nbd::sanitize_server_text(i.name).c_str());
     std::printf("\texport-size: %llu (%s)\n", static_cast<unsigned long long>(i.size), human_size(i.size).c_str());
     if (i.description) std::printf("\tdescription: %s\n", nbd::sanitize_server_text(*i.description).c_str());
     std::printf("\turi: %s\n", uri.c_str());
+    std::printf("\ttls: %s\n", tls.empty() ? "off" : tls.c_str());
     std::printf("\tstructured_replies: %s\n", yn(i.structured_replies));
     std::printf("\tis_rotational: %s\n", yn(i.rotational()));
     std::printf("\tis_read_only: %s\n", yn(i.read_only()));
@@ -122,7 +126,7 @@ void run_list(const nbd::Uri& uri, const nbd::ConnectOptions& opts, bool json) {
 }
 
 void run_info(const InfoArgs& a) {
-    auto uri = nbd::parse_uri(a.uri);
+    auto uri = apply_tls_options(nbd::parse_uri(a.uri), a.tls);
     nbd::ConnectOptions opts;
     if (a.connect_timeout <= 0 || a.handshake_timeout <= 0) throw usage_error("--connect-timeout and --handshake-timeout must be positive numbers of seconds");
     opts.connect_timeout = to_ms(a.connect_timeout);
@@ -133,9 +137,9 @@ void run_info(const InfoArgs& a) {
     auto conn = nbd::connect_export(uri, opts);
     send_disconnect(conn.socket);
     if (a.json)
-        std::cout << info_json(conn.info, uri.to_string()).dump(2) << "\n";
+        std::cout << info_json(conn.info, uri.to_string(), conn.tls_description()).dump(2) << "\n";
     else
-        print_human(conn.info, uri.to_string());
+        print_human(conn.info, uri.to_string(), conn.tls_description());
 }
 
 }  // namespace
@@ -143,13 +147,15 @@ void run_info(const InfoArgs& a) {
 void add_info_command(CLI::App& app) {
     auto args = std::make_shared<InfoArgs>();
     auto* cmd = app.add_subcommand("info", "Connect to an NBD export and show what it offers (like nbdinfo)");
-    cmd->add_option("uri", args->uri, "nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH")->required();
+    cmd->add_option("uri", args->uri, "nbd[s]://HOST[:PORT]/EXPORT or nbd[s]+unix:///EXPORT?socket=PATH")
+        ->required();
     cmd->add_flag("--json", args->json, "Print one JSON object");
     cmd->add_flag("--list,-L", args->list, "List the server's exports (NBD_OPT_LIST)");
     cmd->add_option("--connect-timeout", args->connect_timeout, "Seconds to wait for the connection")
         ->capture_default_str();
     cmd->add_option("--handshake-timeout", args->handshake_timeout, "Seconds to wait for the handshake")
         ->capture_default_str();
+    add_tls_options(cmd, args->tls);
     cmd->callback([args] { run_info(*args); });
 }
 

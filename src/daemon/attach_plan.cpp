@@ -102,6 +102,18 @@ void check_same_export(const nbd::ExportInfo& first, const nbd::ExportInfo& othe
     }
 }
 
+// User-space TLS encrypts in this process, so the payload must pass through
+// our buffers anyway: copy mode. The kernel's pages (zero copy) would only
+// add a copy into the tunnel's socketpair.
+ublk::ZeroCopyRequest tls_zero_copy(ublk::ZeroCopyRequest asked) {
+    if (asked == ublk::ZeroCopyRequest::On)
+        throw usage_error("--zero-copy=on cannot work with TLS: unbd encrypts in user space (copy mode), so the "
+                          "payload must be in its own buffers; use --zero-copy=auto or off");
+    if (asked == ublk::ZeroCopyRequest::Auto)
+        spdlog::info("zero copy off: TLS is done in user space, which needs the payload in unbd's buffers");
+    return ublk::ZeroCopyRequest::Off;
+}
+
 }  // namespace
 
 AttachPlan plan_attach(const AttachOptions& options) {
@@ -158,6 +170,8 @@ AttachPlan plan_attach(const AttachOptions& options) {
         throw Error("kernel too old: ublk lacks ioctl-encoded commands (Linux 6.4 or newer needed)");
     }
 
+    if (plan.uri.tls && !options.recover) effective.zero_copy = tls_zero_copy(effective.zero_copy);
+
     nbd::ConnectOptions co;
     co.dead_peer_timeout = options.io_timeout;
     plan.connect = co;
@@ -192,7 +206,8 @@ AttachPlan plan_attach(const AttachOptions& options) {
     plan.durability = choose_durability(options.durability, first.can_flush() && !plan.params.read_only);
     for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
 
-    const int family = plan.uri.transport == nbd::Transport::Unix ? AF_UNIX : AF_INET;
+    // With TLS the engine's socket is the tunnel's socketpair (nbd/tls_tunnel.h).
+    const int family = plan.uri.transport == nbd::Transport::Unix || plan.uri.tls ? AF_UNIX : AF_INET;
     const uring::SocketOpSupport ops =
         uring::probe_socket_ops(family, options.payload_ops == nbd::PayloadOps::SendZcFixed);
     spdlog::debug("socket ops: {}", ops.describe());

@@ -119,7 +119,7 @@ DeviceState DeviceDaemon::start() {
         qc.reconnect.index = q;
         qc.export_size = &export_size_;
         qc.counters = counters_[q].get();
-        queues_.push_back(std::make_unique<ublk::Queue>(qc, std::move(plan_.connections[q].socket)));
+        queues_.push_back(std::make_unique<ublk::Queue>(qc, plan_.connections[q].take()));
         queues_.back()->start(gate);
     }
     // START_DEV hangs unless every FETCH is already in the kernel.

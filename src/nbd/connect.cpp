@@ -22,6 +22,8 @@
 
 #include "common/error.h"
 #include "nbd/handshake.h"
+#include "nbd/tls_session.h"
+#include "nbd/tls_tunnel.h"
 
 namespace unbd::nbd {
 namespace {
@@ -71,12 +73,12 @@ struct Connector {
     asio::io_context io;
 
     [[noreturn]] void connect_timeout() {
-        throw Error("timed out after " + seconds_text(options.connect_timeout) + " connecting to " + uri.to_string(),
+        throw Error("timed out after " + seconds_text(options.connect_timeout) + " connecting to " + uri.display(),
                     ETIMEDOUT);
     }
 
     [[noreturn]] void cannot_connect(const std::error_code& ec) {
-        throw Error("cannot connect to " + uri.to_string() + ": " + ec.message(), ec.value());
+        throw Error("cannot connect to " + uri.display() + ": " + ec.message(), ec.value());
     }
 
     asio::ip::tcp::socket connect_tcp() {
@@ -131,7 +133,7 @@ struct Connector {
             // connect() says only "connection refused" for a regular file or a directory.
             struct stat st{};
             if (::stat(uri.socket_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
-                throw Error("cannot connect to " + uri.to_string() + ": " + uri.socket_path +
+                throw Error("cannot connect to " + uri.display() + ": " + uri.socket_path +
                                 " is not a socket (is the server running, and is that its socket?)",
                             ENOTSOCK);
             cannot_connect(ec);
@@ -139,48 +141,89 @@ struct Connector {
         return sock;
     }
 
-    // Drives the machine over `sock` until it is done; throws on failure.
-    template <typename Socket>
-    void negotiate(Socket& sock, Handshake& hs) {
-        auto deadline = Clock::now() + options.handshake_timeout;
-        auto timed_out = [&] {
-            return Error("timed out after " + seconds_text(options.handshake_timeout) +
-                             " waiting for the server's handshake on " + uri.to_string(),
-                         ETIMEDOUT);
-        };
+    [[noreturn]] void handshake_timed_out() {
+        throw Error("timed out after " + seconds_text(options.handshake_timeout) +
+                        " waiting for the server's handshake on " + uri.display(),
+                    ETIMEDOUT);
+    }
+
+    // Drives the machine until it is done, or until it waits for TLS to
+    // start; throws on failure. write(bytes) sends all; read(buffer) returns
+    // {bytes read, end of stream}.
+    template <typename Write, typename Read>
+    void drive(Handshake& hs, Write&& write, Read&& read) {
         std::vector<std::byte> in;
         for (;;) {
             auto out = hs.take_output();
             if (!out.empty()) {
-                std::error_code ec;
-                bool finished = false;
-                asio::async_write(sock, asio::buffer(out), [&](const std::error_code& e, std::size_t) {
-                    ec = e;
-                    finished = true;
-                });
-                if (!run_until(io, finished, deadline)) throw timed_out();
-                if (ec && !hs.failed())  // a failing handshake's ABORT may find the socket closed
-                    throw Error("cannot send the handshake to " + uri.to_string() + ": " + ec.message(), ec.value());
+                try {
+                    write(std::span<const std::byte>(out));
+                } catch (const Error&) {
+                    if (!hs.failed()) throw;  // a failing handshake's ABORT may find the socket closed
+                }
             }
             if (hs.failed()) throw Error(hs.error(), EPROTO);
-            if (hs.done()) return;
+            if (hs.done() || hs.tls_pending()) return;
 
             in.resize(hs.bytes_needed());
+            auto [got, eof] = read(std::span<std::byte>(in));
+            hs.feed(std::span<const std::byte>(in.data(), got));
+            if (eof) {
+                if (hs.failed()) throw Error(hs.error(), EPROTO);
+                throw Error(hs.eof_message(), ECONNRESET);
+            }
+        }
+    }
+
+    // The plain part of the conversation, with asio.
+    template <typename Socket>
+    void negotiate(Socket& sock, Handshake& hs, Clock::time_point deadline) {
+        auto write = [&](std::span<const std::byte> out) {
+            std::error_code ec;
+            bool finished = false;
+            asio::async_write(sock, asio::buffer(out.data(), out.size()), [&](const std::error_code& e, std::size_t) {
+                ec = e;
+                finished = true;
+            });
+            if (!run_until(io, finished, deadline)) handshake_timed_out();
+            if (ec) throw Error("cannot send the handshake to " + uri.display() + ": " + ec.message(), ec.value());
+        };
+        auto read = [&](std::span<std::byte> in) -> std::pair<std::size_t, bool> {
             std::error_code ec;
             std::size_t got = 0;
             bool finished = false;
-            asio::async_read(sock, asio::buffer(in), [&](const std::error_code& e, std::size_t n) {
+            asio::async_read(sock, asio::buffer(in.data(), in.size()), [&](const std::error_code& e, std::size_t n) {
                 ec = e;
                 got = n;
                 finished = true;
             });
-            if (!run_until(io, finished, deadline)) throw timed_out();
-            hs.feed(std::span<const std::byte>(in.data(), got));
-            if (ec == asio::error::eof || ec == asio::error::connection_reset) {
-                if (hs.failed()) throw Error(hs.error(), EPROTO);
-                throw Error(hs.eof_message(), ECONNRESET);
-            }
-            if (ec) throw Error("cannot read the handshake from " + uri.to_string() + ": " + ec.message(), ec.value());
+            if (!run_until(io, finished, deadline)) handshake_timed_out();
+            if (ec == asio::error::eof || ec == asio::error::connection_reset) return {got, true};
+            if (ec) throw Error("cannot read the handshake from " + uri.display() + ": " + ec.message(), ec.value());
+            return {got, false};
+        };
+        drive(hs, write, read);
+    }
+
+    // The rest of the conversation, after STARTTLS, through TLS.
+    void negotiate_tls(TlsSession& tls, Handshake& hs, Clock::time_point deadline) {
+        auto write = [&](std::span<const std::byte> out) { tls.write_all(out, deadline); };
+        auto read = [&](std::span<std::byte> in) -> std::pair<std::size_t, bool> {
+            std::size_t n = tls.read_some(in, deadline);
+            return {n, n == 0};
+        };
+        try {
+            drive(hs, write, read);
+        } catch (const Error& e) {
+            // TLS 1.3 finishes the client's handshake before the server
+            // has judged the client: its refusal is the first read's EOF.
+            // (Or as a failed write, when the first option is still going out.)
+            const bool closed = e.error_number() == ECONNRESET || e.error_number() == EPIPE;
+            if (!closed || tls.has_client_certificate() || !uri.tls_settings.psk_file.empty()) throw;
+            throw Error(std::string(e.what()) +
+                            " (does the server want a client certificate? put client-cert.pem and client-key.pem "
+                            "in the --tls-certificates directory)",
+                        ECONNRESET);
         }
     }
 
@@ -195,21 +238,43 @@ struct Connector {
         return fd;
     }
 
-    // Connects with the right transport, runs the handshake; returns the fd.
+    // After the plain part: either the socket as it is, or (STARTTLS
+    // accepted) the TLS handshake, the rest of the conversation through it,
+    // and a tunnel whose other end is the returned socket.
+    template <typename Socket>
+    Fd finish(Socket& sock, Handshake& hs, Clock::time_point deadline) {
+        negotiate(sock, hs, deadline);
+        if (!hs.tls_pending()) return release_blocking(sock);
+        std::error_code ec;
+        Fd fd(sock.release(ec));
+        if (ec) throw Error("cannot take the socket from asio: " + ec.message(), ec.value());
+        int flags = ::fcntl(fd.get(), F_GETFL);
+        if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+            throw Error(errno_text("fcntl(F_SETFL) on the NBD socket", errno), errno);
+        tls->handshake(fd.get(), deadline);
+        hs.tls_started();
+        spdlog::debug("TLS with {}: {}", uri.display(), tls->description());
+        negotiate_tls(*tls, hs, deadline);
+        tunnel = std::make_unique<TlsTunnel>(std::move(tls), std::move(fd));
+        return tunnel->take_engine_end();
+    }
+
+    // Connects with the right transport, runs the handshake; returns the fd
+    // the transmission phase runs on.
     Fd run(Handshake& hs) {
+        // TLS settings are checked (files read) before anything is connected.
+        if (uri.tls) tls = std::make_unique<TlsSession>(uri.tls_settings, uri.host, uri.display());
         Fd fd;
         if (uri.transport == Transport::Tcp) {
             auto sock = connect_tcp();
             std::error_code ec;
             auto peer = sock.remote_endpoint(ec);
-            spdlog::debug("connected to {} ({})", uri.to_string(), ec ? "?" : peer.address().to_string());
-            negotiate(sock, hs);
-            fd = release_blocking(sock);
+            spdlog::debug("connected to {} ({})", uri.display(), ec ? "?" : peer.address().to_string());
+            fd = finish(sock, hs, Clock::now() + options.handshake_timeout);
         } else {
             auto sock = connect_unix();
-            spdlog::debug("connected to {}", uri.to_string());
-            negotiate(sock, hs);
-            fd = release_blocking(sock);
+            spdlog::debug("connected to {}", uri.display());
+            fd = finish(sock, hs, Clock::now() + options.handshake_timeout);
         }
         const auto& i = hs.info();
         spdlog::debug("handshake done: {}newstyle{}, export '{}', size {}, flags {:#06x}, block sizes {}/{}/{}{}",
@@ -218,20 +283,27 @@ struct Connector {
                       i.structured_replies ? ", structured replies" : "");
         return fd;
     }
+
+    std::unique_ptr<TlsSession> tls;   // nbds: until the tunnel takes it
+    std::unique_ptr<TlsTunnel> tunnel;
 };
 
 }  // namespace
 
 Connection connect_export(const Uri& uri, const ConnectOptions& options) {
     Connector c{uri, options, {}};
-    Handshake hs({Handshake::Goal::Export, uri.export_name, options.structured_replies, uri.to_string()});
+    Handshake hs({Handshake::Goal::Export, uri.export_name, options.structured_replies, uri.display(), uri.tls});
     Fd fd = c.run(hs);
-    return Connection{std::move(fd), hs.info()};
+    return Connection{std::move(fd), hs.info(), std::move(c.tunnel)};
+}
+
+std::string Connection::tls_description() const {
+    return tls ? "userspace (" + tls->description() + ")" : std::string();
 }
 
 std::vector<ExportListing> list_exports(const Uri& uri, const ConnectOptions& options) {
     Connector c{uri, options, {}};
-    Handshake hs({Handshake::Goal::List, uri.export_name, false, uri.to_string()});
+    Handshake hs({Handshake::Goal::List, uri.export_name, false, uri.display(), uri.tls});
     Fd fd = c.run(hs);  // ABORT already sent; closing is the rest of the soft disconnect
     return hs.exports();
 }

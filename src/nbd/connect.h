@@ -1,15 +1,18 @@
 // Connecting to an NBD server: resolve, connect (TCP or Unix, with a
-// timeout), TCP_NODELAY, then the handshake (with its own timeout). The
+// timeout), TCP_NODELAY, then the handshake (with its own timeout); for
+// nbds:// STARTTLS, the TLS handshake and a TlsTunnel (tls_tunnel.h). The
 // result is a connected socket in transmission phase plus what the server
 // said about the export, ready to be handed to an io_uring.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/fd.h"
 #include "nbd/export_info.h"
+#include "nbd/tls_tunnel.h"
 #include "nbd/uri.h"
 
 namespace unbd::nbd {
@@ -28,6 +31,15 @@ struct ConnectOptions {
 struct Connection {
     Fd socket;  // blocking mode, transmission phase
     ExportInfo info;
+    // nbds: the user-space TLS pump whose other end `socket` is (plain NBD
+    // on a socketpair). It must live as long as the socket is used: whoever
+    // keeps the socket keeps this too. Null without TLS.
+    std::unique_ptr<TlsTunnel> tls;
+
+    // "userspace (TLSv1.3, psk, TLS_AES_128_GCM_SHA256)", or "" without TLS.
+    std::string tls_description() const;
+    // The socket and its tunnel moved out, the info copied (it stays valid).
+    Connection take() { return Connection{std::move(socket), info, std::move(tls)}; }
 };
 
 // Throws unbd::Error with a one-line reason ("connection refused by ...",

@@ -48,7 +48,7 @@ Handshake::Handshake(Params params) : params_(std::move(params)) {
 std::vector<std::byte> Handshake::take_output() { return std::exchange(out_, {}); }
 
 std::size_t Handshake::bytes_needed() const {
-    if (state_ == State::Done || state_ == State::Failed) return 0;
+    if (state_ == State::Done || state_ == State::Failed || state_ == State::TlsPending) return 0;
     return need_ - in_.size();
 }
 
@@ -65,6 +65,7 @@ void Handshake::feed(std::span<const std::byte> data) {
             case State::ReplyPayload: on_reply_payload(); break;
             case State::ExportNameReply: on_export_name_reply(); break;
             case State::ExportNameZeroes: state_ = State::Done; break;  // content is irrelevant
+            case State::TlsPending:
             case State::Done:
             case State::Failed: break;
         }
@@ -100,6 +101,7 @@ std::string Handshake::eof_message() const {
         case State::ReplyHeader:
         case State::ReplyPayload:
             return std::string("the server closed the connection while answering ") + name(option_) + on;
+        case State::TlsPending: return "the server closed the connection after accepting NBD_OPT_STARTTLS" + on;
         case State::ExportNameReply:
         case State::ExportNameZeroes:
             return in_.empty() && state_ == State::ExportNameReply
@@ -135,6 +137,23 @@ void Handshake::on_handshake_flags() {
     uint32_t client = (fixed_newstyle_ ? kFlagCFixedNewstyle : 0) | (no_zeroes_ ? kFlagCNoZeroes : 0);
     put_u32(out_, client);
 
+    if (params_.starttls) {
+        if (!fixed_newstyle_)
+            return fail("the server on " + params_.where +
+                        " does not support fixed newstyle negotiation, so it cannot do TLS: refusing to go on "
+                        "without TLS");
+        return send_option(Opt::StartTls);
+    }
+    send_first_option();
+}
+
+void Handshake::tls_started() {
+    if (state_ != State::TlsPending) return fail("internal error: tls_started() without an accepted STARTTLS");
+    tls_ = true;
+    send_first_option();
+}
+
+void Handshake::send_first_option() {
     if (params_.goal == Goal::List) {
         if (!fixed_newstyle_)
             return fail("the server on " + params_.where +
@@ -210,6 +229,7 @@ void Handshake::on_reply_payload() {
         return fail(std::string("protocol error: NBD_REP_ACK to ") + name(option_) + " carries " +
                     std::to_string(reply_.length) + " bytes (" + params_.where + ")");
     switch (option_) {
+        case Opt::StartTls: return on_starttls_reply();
         case Opt::StructuredReply: return on_structured_reply_reply();
         case Opt::Go: return on_go_reply();
         case Opt::List: return on_list_reply();
@@ -223,6 +243,19 @@ void Handshake::refuse() {
     std::byte header[kOptionRequestSize];
     encode_option_request({Opt::Abort, 0}, std::span<std::byte, kOptionRequestSize>(header));
     out_.insert(out_.end(), header, header + kOptionRequestSize);
+}
+
+void Handshake::on_starttls_reply() {
+    if (reply_.type == static_cast<uint32_t>(Rep::Ack)) {
+        state_ = State::TlsPending;
+        need_ = 0;
+        in_.clear();
+        return;
+    }
+    if ((reply_.type & kRepFlagError) == 0)
+        return fail(std::string("protocol error: unexpected ") + rep_name(reply_.type) +
+                    " reply to NBD_OPT_STARTTLS (" + params_.where + ")");
+    refuse();  // describe_option_error says it: no TLS, and no fallback
 }
 
 void Handshake::on_structured_reply_reply() {

@@ -13,6 +13,14 @@
 //   List goal: greeting -> client flags -> LIST -> SERVER* -> ACK -> ABORT
 // A plain (not fixed) newstyle server only understands EXPORT_NAME.
 //
+// TLS (Params::starttls, for nbds://): STARTTLS is the first option, before
+// anything stateful. On its ACK the machine stops with tls_pending(): the
+// caller runs the TLS handshake on the socket, calls tls_started(), and from
+// then on sends take_output() and feeds bytes through TLS -- the machine
+// itself never sees a byte of TLS. Any refusal of STARTTLS, or a server that
+// is not fixed newstyle, fails: never a fallback to plain text (NBD spec,
+// downgrade attacks).
+//
 // Every length the server sends is checked before anything is allocated for
 // it; every refusal becomes a sentence naming the export and the server.
 #pragma once
@@ -49,6 +57,7 @@ public:
         std::string export_name;
         bool structured_replies = false;  // ask for them (only `unbd info` does)
         std::string where;                // the server's URI, for messages
+        bool starttls = false;            // nbds://: TLS first, or fail
     };
 
     explicit Handshake(Params params);
@@ -59,6 +68,11 @@ public:
     std::size_t bytes_needed() const;
     // Up to bytes_needed() bytes received from the server.
     void feed(std::span<const std::byte> data);
+
+    // STARTTLS was acknowledged: run the TLS handshake, then tls_started().
+    bool tls_pending() const { return state_ == State::TlsPending; }
+    void tls_started();
+    bool tls() const { return tls_; }  // the conversation went on over TLS
 
     bool done() const { return state_ == State::Done; }
     bool failed() const { return state_ == State::Failed; }
@@ -74,12 +88,14 @@ public:
 
 private:
     enum class State { Greeting, HandshakeFlags, ReplyHeader, ReplyPayload, ExportNameReply, ExportNameZeroes,
-                       Done, Failed };
+                       TlsPending, Done, Failed };
 
     void on_greeting();
     void on_handshake_flags();
     void on_reply_header();
     void on_reply_payload();
+    void on_starttls_reply();
+    void send_first_option();  // after the flags, or after TLS started
     void on_structured_reply_reply();
     void on_go_reply();
     void on_list_reply();
@@ -104,6 +120,7 @@ private:
 
     bool fixed_newstyle_ = false;
     bool no_zeroes_ = false;
+    bool tls_ = false;
     proto::Opt option_ = proto::Opt::Abort;  // option awaiting its reply
     proto::OptionReply reply_{};
     std::size_t replies_ = 0;  // to the current option

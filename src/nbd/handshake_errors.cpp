@@ -24,6 +24,17 @@ std::string describe_option_error(proto::Opt option, uint32_t rep_type, std::str
     const std::string opt = proto::name(option);
     const bool list = option == proto::Opt::List;
     std::string text;
+    if (option == proto::Opt::StartTls && rep_type != static_cast<uint32_t>(Rep::ErrShutdown)) {
+        char code[16];
+        std::snprintf(code, sizeof code, "0x%08x", rep_type);
+        text = "the server on " + where + " does not support TLS (it answered NBD_OPT_STARTTLS with " +
+               (rep_type == static_cast<uint32_t>(Rep::ErrUnsup)    ? std::string("NBD_REP_ERR_UNSUP")
+                : rep_type == static_cast<uint32_t>(Rep::ErrPolicy) ? std::string("NBD_REP_ERR_POLICY")
+                                                                    : std::string(code)) +
+               "): refusing to go on without TLS";
+        if (!server_message.empty()) text += ": server says \"" + sanitize_server_text(server_message) + "\"";
+        return text;
+    }
     switch (static_cast<Rep>(rep_type)) {
         case Rep::ErrUnsup:
             text = list ? "the server does not support listing exports (NBD_OPT_LIST) on " + where
@@ -40,7 +51,7 @@ std::string describe_option_error(proto::Opt option, uint32_t rep_type, std::str
             text = "the server cannot serve " + opt + " on this platform (" + where + ")";
             break;
         case Rep::ErrTlsReqd:
-            text = "the server requires TLS, which unbd does not support yet (" + where + ")";
+            text = "the server requires TLS (" + where + "): use an nbds:// URI or --tls=require";
             break;
         case Rep::ErrUnknown:
             text = exp + " does not exist on " + where;

@@ -210,6 +210,7 @@ void ReconnectingSession::park_if_idle() {
         if (opt_.redialer) {
             session_.reset();
             socket_.reset();
+            tls_.reset();
         } else {
             gone_for_good_ = true;  // the failed Session stays, for its failure_reason()
         }
@@ -234,6 +235,7 @@ void ReconnectingSession::fail_held(int error) {
 
 void ReconnectingSession::adopt(Connection c) {
     socket_ = std::move(c.socket);
+    tls_ = std::move(c.tls);
     SessionOptions so = session_options_;
     so.queue_depth = static_cast<uint16_t>(own_tag_ + 1);
     so.on_complete = [this](uint16_t tag, int result) { on_session_complete(tag, result); };

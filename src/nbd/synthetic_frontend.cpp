@@ -12,7 +12,9 @@ namespace unbd::nbd {
 void SyntheticFrontend::FreeDeleter::operator()(std::byte* p) const { std::free(p); }
 
 SyntheticFrontend::SyntheticFrontend(Fd socket, const ExportInfo& info, const SyntheticOptions& options)
-    : options_(options) {
+    : SyntheticFrontend(Connection{std::move(socket), info, nullptr}, options) {}
+
+SyntheticFrontend::SyntheticFrontend(Connection connection, const SyntheticOptions& options) : options_(options) {
     if (options_.queue_depth == 0) throw Error("synthetic frontend: queue depth must be at least 1");
     // Room for one full chain, the reader, and the owner's slack.
     unsigned entries = 64;
@@ -53,7 +55,7 @@ SyntheticFrontend::SyntheticFrontend(Fd socket, const ExportInfo& info, const Sy
     so.on_complete = [this](uint16_t tag, int result) {
         if (on_complete_) on_complete_(tag, result);
     };
-    link_ = std::make_unique<ReconnectingSession>(*ring_, Connection{std::move(socket), info}, std::move(so),
+    link_ = std::make_unique<ReconnectingSession>(*ring_, std::move(connection), std::move(so),
                                                   std::move(ro));
 }
 

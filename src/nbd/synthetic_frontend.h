@@ -38,6 +38,7 @@ public:
     using Completion = std::function<void(uint16_t tag, int result)>;
 
     SyntheticFrontend(Fd socket, const ExportInfo& info, const SyntheticOptions& options);
+    SyntheticFrontend(Connection connection, const SyntheticOptions& options);  // nbds: keeps the tunnel
     ~SyntheticFrontend();
     SyntheticFrontend(const SyntheticFrontend&) = delete;
     SyntheticFrontend& operator=(const SyntheticFrontend&) = delete;

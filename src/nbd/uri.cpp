@@ -68,7 +68,10 @@ uint16_t parse_port(std::string_view text) {
 
 // authority = [userinfo@]host[:port]; host may be an RFC 2732 [IPv6] literal.
 void parse_authority(std::string_view auth, Uri& uri) {
-    if (auto at = auth.rfind('@'); at != std::string_view::npos) auth.remove_prefix(at + 1);  // TLS user name
+    if (auto at = auth.rfind('@'); at != std::string_view::npos) {  // the TLS (PSK) user name
+        uri.tls_settings.username = percent_decode(auth.substr(0, at), "user name");
+        auth.remove_prefix(at + 1);
+    }
     std::string_view port;
     if (!auth.empty() && auth.front() == '[') {
         auto close = auth.find(']');
@@ -98,6 +101,42 @@ void parse_authority(std::string_view auth, Uri& uri) {
     if (!port.empty()) uri.port = parse_port(port);
 }
 
+bool parse_bool(const std::string& key, const std::string& value) {
+    if (value == "1" || value == "true" || value == "yes" || value == "on") return true;
+    if (value == "0" || value == "false" || value == "no" || value == "off") return false;
+    throw usage_error("bad value '" + value + "' for '" + key + "' in the URI (expected 0 or 1)");
+}
+
+void parse_tls_parameter(const std::string& key, const std::string& value, Uri& uri) {
+    if (!uri.tls)
+        throw usage_error("query parameter '" + key + "' needs TLS: use an nbds:// or nbds+unix:// URI");
+    auto non_empty = [&] {
+        if (value.empty()) throw usage_error("empty '" + key + "=' in the URI");
+        return value;
+    };
+    TlsSettings& t = uri.tls_settings;
+    if (key == "tls-certificates") {
+        t.certificates = non_empty();
+    } else if (key == "tls-psk-file") {
+        t.psk_file = non_empty();
+    } else if (key == "tls-username") {
+        t.username = non_empty();
+    } else if (key == "tls-hostname") {
+        t.hostname = non_empty();
+    } else if (key == "tls-verify-peer") {
+        t.verify_peer = parse_bool(key, value);
+    } else if (key == "tls-type") {
+        // The type follows from the credentials given; only check it.
+        if (value != "x509" && value != "psk") {
+            if (value == "anon")
+                throw usage_error("tls-type=anon (anonymous TLS) is not supported: use x509 or psk");
+            throw usage_error("bad tls-type '" + value + "' in the URI (expected x509 or psk)");
+        }
+    } else {
+        throw usage_error("unknown query parameter '" + key + "' in the URI");
+    }
+}
+
 void parse_query(std::string_view query, Uri& uri) {
     while (!query.empty()) {
         auto amp = query.find_first_of("&;");
@@ -113,7 +152,7 @@ void parse_query(std::string_view query, Uri& uri) {
             if (value.empty()) throw usage_error("empty 'socket=' in the URI");
             uri.socket_path = value;
         } else if (key.starts_with("tls-")) {
-            throw usage_error("query parameter '" + key + "': TLS is not supported yet");
+            parse_tls_parameter(key, value, uri);
         } else if (!key.starts_with("x-")) {  // x-*: experimental, may be ignored (uri.md)
             throw usage_error("unknown query parameter '" + key + "' in the URI");
         }
@@ -133,14 +172,13 @@ Uri parse_uri(const std::string& text) {
     rest.remove_prefix(sep + 3);
 
     Uri uri;
-    if (scheme == "nbds" || scheme == "nbds+unix")
-        throw usage_error("'" + scheme + "://' URIs need TLS: TLS is not supported yet");
-    if (scheme == "nbd")
+    uri.tls = scheme == "nbds" || scheme == "nbds+unix";
+    if (scheme == "nbd" || scheme == "nbds")
         uri.transport = Transport::Tcp;
-    else if (scheme == "nbd+unix")
+    else if (scheme == "nbd+unix" || scheme == "nbds+unix")
         uri.transport = Transport::Unix;
     else
-        throw usage_error("unsupported URI scheme '" + scheme + "' (expected nbd or nbd+unix)");
+        throw usage_error("unsupported URI scheme '" + scheme + "' (expected nbd, nbd+unix, nbds or nbds+unix)");
 
     if (auto hash = rest.find('#'); hash != std::string_view::npos)
         throw usage_error("unexpected fragment '" + std::string(rest.substr(hash)) + "' in the URI");
@@ -157,11 +195,15 @@ Uri parse_uri(const std::string& text) {
         if (authority.empty()) throw usage_error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
         parse_authority(authority, uri);
         if (uri.host.empty()) throw usage_error("missing host in '" + text + "' (expected nbd://HOST[:PORT]/EXPORT)");
-    } else if (!authority.empty()) {
+    } else if (!authority.empty() && !(uri.tls && authority.back() == '@' &&
+                                       authority.find('@') == authority.size() - 1)) {
+        // nbds+unix://alice@/...: a PSK user name and no host (libnbd's form).
         throw usage_error("nbd+unix:// URIs take no host, but '" + std::string(authority) +
                     "' was given (expected nbd+unix:///EXPORT?socket=PATH)");
     }
 
+    if (uri.transport == Transport::Unix && !authority.empty())
+        uri.tls_settings.username = percent_decode(authority.substr(0, authority.size() - 1), "user name");
     uri.export_name = percent_decode(path, "export name");
     if (uri.export_name.find('\0') != std::string::npos) throw usage_error("the export name in the URI contains a NUL byte");
     if (uri.export_name.size() > proto::kMaxStringLength)
@@ -169,17 +211,37 @@ Uri parse_uri(const std::string& text) {
     parse_query(query, uri);
     if (uri.transport == Transport::Unix && uri.socket_path.empty())
         throw usage_error("nbd+unix:// URI '" + text + "' lacks '?socket=PATH'");
+    if (!uri.tls) uri.tls_settings = {};  // a user name means nothing without TLS
     return uri;
 }
 
-std::string Uri::to_string() const {
+std::string Uri::display() const {
+    std::string scheme = tls ? "nbds" : "nbd";
     std::string name = percent_encode(export_name, "/");
-    if (transport == Transport::Unix) return "nbd+unix:///" + name + "?socket=" + percent_encode(socket_path, "/");
+    if (transport == Transport::Unix)
+        return scheme + "+unix:///" + name + "?socket=" + percent_encode(socket_path, "/");
     // The host is encoded too: a decoded '/', '@' or ':' printed raw would
     // parse back as another host (found by tests/fuzz/uri_fuzz.cpp).
     std::string h = host.find(':') != std::string::npos ? "[" + percent_encode(host, ":") + "]"
                                                         : percent_encode(host, "");
-    return "nbd://" + h + ":" + std::to_string(port) + "/" + name;
+    return scheme + "://" + h + ":" + std::to_string(port) + "/" + name;
+}
+
+std::string Uri::to_string() const {
+    std::string text = display();
+    if (!tls) return text;
+    const TlsSettings& t = tls_settings;
+    std::string query;
+    auto add = [&](const char* key, const std::string& value) {
+        query += (query.empty() && transport == Transport::Tcp ? "?" : "&") + std::string(key) + "=" +
+                 percent_encode(value, "/");
+    };
+    if (!t.certificates.empty()) add("tls-certificates", t.certificates);
+    if (!t.psk_file.empty()) add("tls-psk-file", t.psk_file);
+    if (!t.username.empty()) add("tls-username", t.username);
+    if (!t.hostname.empty()) add("tls-hostname", t.hostname);
+    if (!t.verify_peer) add("tls-verify-peer", "0");
+    return text + query;
 }
 
 }  // namespace unbd::nbd

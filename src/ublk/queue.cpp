@@ -61,7 +61,7 @@ enum class TagState : uint8_t { Fetching, Serving, Aborted };
 
 class Loop {
 public:
-    Loop(const QueueConfig& cfg, Fd socket, int wake_fd)
+    Loop(const QueueConfig& cfg, nbd::Connection connection, int wake_fd)
         : cfg_(cfg),
           wake_fd_(wake_fd),
           ring_(ring_options(cfg.depth)),
@@ -104,7 +104,7 @@ public:
                 return byte_count(::pread(cfg_.char_fd, dest, length, user_copy_pos(tag, 0)));
             };
         }
-        link_ = std::make_unique<nbd::ReconnectingSession>(ring_, nbd::Connection{std::move(socket), cfg.info},
+        link_ = std::make_unique<nbd::ReconnectingSession>(ring_, std::move(connection),
                                                            std::move(so), std::move(ro));
         commits_.reserve(cfg.depth);
     }
@@ -264,8 +264,8 @@ private:
 
 // ---- Queue ------------------------------------------------------------------
 
-Queue::Queue(QueueConfig config, Fd socket)
-    : config_(std::move(config)), socket_(std::move(socket)), wake_(::eventfd(0, EFD_CLOEXEC)) {
+Queue::Queue(QueueConfig config, nbd::Connection connection)
+    : config_(std::move(config)), connection_(std::move(connection)), wake_(::eventfd(0, EFD_CLOEXEC)) {
     if (!wake_) throw Error(errno_text("cannot create an eventfd", errno), errno);
 }
 
@@ -305,7 +305,7 @@ void Queue::run(StartGate& gate) {
         if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
             spdlog::warn("queue {}: PR_SET_IO_FLUSHER failed: {}", config_.q_id, std::strerror(errno));
         }
-        Loop loop(config_, std::move(socket_), wake_.get());
+        Loop loop(config_, std::move(connection_), wake_.get());
         loop.fetch_all();
         gate.arrive();
         arrived = true;

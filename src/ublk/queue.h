@@ -73,7 +73,7 @@ struct QueueConfig {
 
 class Queue {
 public:
-    Queue(QueueConfig config, Fd socket);  // socket: this queue's connection
+    Queue(QueueConfig config, nbd::Connection connection);  // this queue's connection
     ~Queue();  // requests stop and joins if still running
     Queue(const Queue&) = delete;
     Queue& operator=(const Queue&) = delete;
@@ -91,7 +91,7 @@ private:
     void set_failure(const std::string& why);
 
     QueueConfig config_;
-    Fd socket_;
+    nbd::Connection connection_;
     Fd wake_;  // eventfd: request_stop() -> thread
     std::thread thread_;
     std::atomic<bool> finished_{false};

@@ -25,7 +25,7 @@ Result run_unbd(const BenchOptions& o) {
     nbd::Connection c = nbd::connect_export(nbd::parse_uri(o.uri), nbd::ConnectOptions{});
     Workload w(o, c.info.size);
     const auto qd = static_cast<uint16_t>(o.qd);
-    nbd::SyntheticFrontend fe(std::move(c.socket), c.info, nbd::SyntheticOptions{.queue_depth = qd,
+    nbd::SyntheticFrontend fe(std::move(c), nbd::SyntheticOptions{.queue_depth = qd,
                                                                       .buffer_bytes = o.bs,
                                                                       .payload_ops = payload_ops(o.payload),
                                                                       .max_chain_sqes = o.max_chain_sqes,

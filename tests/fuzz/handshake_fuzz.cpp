@@ -6,7 +6,9 @@
 //   bit 1   ask for structured replies (what `unbd info` does)
 //   bit 2   an empty export name (else "disk")
 //   bits 3-7  0: feed exactly bytes_needed() at a time (what connect.cpp
-//             does); n: at most n bytes at a time (short reads)
+//             does); n: at most n bytes at a time (short reads); 31: as 0,
+//             with STARTTLS (nbds://): once it is accepted, "TLS starts" and
+//             the rest of the input is what came through it
 // The caller's contract is followed to the letter (take_output, then feed
 // no more than bytes_needed()); the handshake's is checked: it asks for
 // bytes until done() or failed(), a failure has a message, and what it
@@ -51,12 +53,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     params.structured_replies = (setup & 2) != 0;
     params.export_name = (setup & 4) ? "" : "disk";
     params.where = "nbd://fuzz:10809/disk";
-    const std::size_t chunk = setup >> 3;
+    params.starttls = (setup >> 3) == 31;
+    const std::size_t chunk = params.starttls ? 0 : setup >> 3;
 
     nbd::Handshake hs(params);
     auto in = std::as_bytes(std::span(data + 1, size - 1));
     while (!hs.done() && !hs.failed()) {
         (void)hs.take_output();
+        if (hs.tls_pending()) {
+            check(hs.bytes_needed() == 0 && !hs.tls());
+            hs.tls_started();
+            check(hs.tls() || hs.failed());
+            continue;
+        }
         const std::size_t need = hs.bytes_needed();
         check(need > 0);
         if (in.empty()) {

@@ -20,7 +20,7 @@ void check(bool ok) {
 
 bool same(const nbd::Uri& a, const nbd::Uri& b) {
     return a.transport == b.transport && a.host == b.host && a.port == b.port && a.socket_path == b.socket_path &&
-           a.export_name == b.export_name;
+           a.export_name == b.export_name && a.tls == b.tls && a.tls_settings == b.tls_settings;
 }
 
 }  // namespace

@@ -499,3 +499,95 @@ TEST_CASE("handshake: endless replies to one option are cut off") {
     for (std::size_t i = 0; i <= unbd::nbd::kMaxRepliesPerOption; ++i) go.reply(Opt::Go, Rep::Info, Server{}.u16(77).b);
     CHECK(contains(fail_with(go.b), "more than 20000 replies to NBD_OPT_GO"));
 }
+
+// ---- STARTTLS (nbds://) ------------------------------------------------------
+
+namespace {
+Handshake make_tls(bool sr = false, Handshake::Goal goal = Handshake::Goal::Export) {
+    return Handshake({goal, "x", sr, kWhere, true});
+}
+std::string fail_with_tls_policy_text() {
+    auto hs = make_tls();
+    drive(hs, Server{}.greeting(kBoth).reply(Opt::StartTls, Rep::ErrPolicy, Server{}.str("no").b).b);
+    return hs.error();
+}
+}  // namespace
+
+TEST_CASE("handshake: STARTTLS first, then a pause for TLS, then the options through it") {
+    auto hs = make_tls(true);
+    // Before TLS: the greeting and the STARTTLS ACK, nothing more is read.
+    const Bytes plain = Server{}.greeting(kBoth).reply(Opt::StartTls, Rep::Ack).b;
+    auto r = drive(hs, concat(plain, kTrailer));
+    REQUIRE(hs.tls_pending());
+    CHECK_FALSE(hs.done());
+    CHECK_FALSE(hs.tls());
+    CHECK(hs.bytes_needed() == 0);  // the TLS handshake's bytes are not the machine's
+    CHECK(r.consumed == plain.size());
+    auto m = parse_client(r.client);
+    REQUIRE(m.options.size() == 1);
+    CHECK(m.options[0].first == Opt::StartTls);
+    CHECK(m.options[0].second.empty());  // STARTTLS carries no data
+
+    // After TLS: the usual conversation (structured replies, GO), as plaintext
+    // fed by the connect layer from the TLS stream.
+    hs.tls_started();
+    CHECK(hs.tls());
+    const Bytes inside = Server{}
+                             .reply(Opt::StructuredReply, Rep::Ack)
+                             .info_export(1 << 20, kFlags)
+                             .reply(Opt::Go, Rep::Ack)
+                             .b;
+    auto r2 = drive(hs, concat(inside, kTrailer));
+    REQUIRE(hs.done());
+    CHECK(r2.consumed == inside.size());
+    CHECK(hs.info().structured_replies);
+    CHECK(hs.info().size == (1u << 20));
+    auto m2 = r2.client;
+    REQUIRE(m2.size() >= 16);
+    CHECK(static_cast<Opt>(load_be<uint32_t>(m2.data() + 8)) == Opt::StructuredReply);  // no flags again
+}
+
+TEST_CASE("handshake: list over TLS") {
+    auto hs = make_tls(false, Handshake::Goal::List);
+    drive(hs, Server{}.greeting(kBoth).reply(Opt::StartTls, Rep::Ack).b);
+    REQUIRE(hs.tls_pending());
+    hs.tls_started();
+    drive(hs, Server{}.reply(Opt::List, Rep::Server, Server{}.u32(1).str("a").b).reply(Opt::List, Rep::Ack).b);
+    REQUIRE(hs.done());
+    REQUIRE(hs.exports().size() == 1);
+    CHECK(hs.exports()[0].name == "a");
+}
+
+TEST_CASE("handshake: a refused STARTTLS fails, never falls back to plain text") {
+    for (Rep rep : {Rep::ErrUnsup, Rep::ErrPolicy, Rep::ErrInvalid}) {
+        auto hs = make_tls();
+        auto r = drive(hs, Server{}.greeting(kBoth).reply(Opt::StartTls, rep).b);
+        REQUIRE(hs.failed());
+        CHECK(contains(hs.error(), "the server on nbd://host:10809/x does not support TLS (it answered "
+                                   "NBD_OPT_STARTTLS with "));
+        CHECK(contains(hs.error(), "refusing to go on without TLS"));
+        auto m = parse_client(r.client);
+        REQUIRE(m.options.size() == 2);  // STARTTLS, then ABORT: nothing else in plain text
+        CHECK(m.options[0].first == Opt::StartTls);
+        CHECK(m.options[1].first == Opt::Abort);
+    }
+    CHECK(contains(fail_with_tls_policy_text(), "NBD_REP_ERR_POLICY): refusing to go on without TLS: server says \"no\""));
+    // Not fixed newstyle: no options at all, so no STARTTLS.
+    auto hs = make_tls();
+    auto r = drive(hs, Server{}.greeting(0).b);
+    REQUIRE(hs.failed());
+    CHECK(contains(hs.error(), "does not support fixed newstyle negotiation, so it cannot do TLS"));
+    // An odd reply type is a protocol error; EOF after the ACK is explained.
+    auto odd = make_tls();
+    drive(odd, Server{}.greeting(kBoth).reply(Opt::StartTls, Rep::Server).b);
+    CHECK(contains(odd.error(), "unexpected NBD_REP_SERVER reply to NBD_OPT_STARTTLS"));
+    auto ack = make_tls();
+    drive(ack, Server{}.greeting(kBoth).reply(Opt::StartTls, Rep::Ack).b);
+    CHECK(contains(ack.eof_message(), "after accepting NBD_OPT_STARTTLS"));
+}
+
+TEST_CASE("handshake: tls_started() without an accepted STARTTLS is an internal error") {
+    auto hs = make_tls();
+    hs.tls_started();
+    CHECK(hs.failed());
+}

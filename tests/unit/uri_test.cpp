@@ -86,10 +86,44 @@ TEST_CASE("uri: a percent-encoded host prints as the same host (fuzz: uri)") {
     CHECK(parse_uri("nbd://server.example-1/d").to_string() == "nbd://server.example-1:10809/d");
 }
 
-TEST_CASE("uri: TLS schemes are refused clearly") {
-    CHECK(error_of("nbds://h/x").find("TLS is not supported yet") != std::string::npos);
-    CHECK(error_of("nbds+unix:///x?socket=/s").find("TLS is not supported yet") != std::string::npos);
-    CHECK(error_of("nbd://h/x?tls-type=anon").find("TLS is not supported yet") != std::string::npos);
+TEST_CASE("uri: nbds:// and nbds+unix:// with TLS parameters") {
+    auto u = parse_uri("nbds://alice@h:1234/x?tls-psk-file=/k/keys.psk&tls-hostname=srv.example");
+    CHECK(u.tls);
+    CHECK(u.transport == Transport::Tcp);
+    CHECK(u.port == 1234);
+    CHECK(u.tls_settings.username == "alice");
+    CHECK(u.tls_settings.psk_file == "/k/keys.psk");
+    CHECK(u.tls_settings.hostname == "srv.example");
+    CHECK(u.tls_settings.verify_peer);
+    CHECK(u.display() == "nbds://h:1234/x");
+    CHECK(u.to_string() == "nbds://h:1234/x?tls-psk-file=/k/keys.psk&tls-username=alice&tls-hostname=srv.example");
+    CHECK(parse_uri(u.to_string()).tls_settings == u.tls_settings);  // round trip
+
+    auto x = parse_uri("NBDS+UNIX:///d?socket=/s&tls-certificates=/pki&tls-verify-peer=0&tls-type=x509");
+    CHECK(x.tls);
+    CHECK(x.transport == Transport::Unix);
+    CHECK(x.tls_settings.certificates == "/pki");
+    CHECK(!x.tls_settings.verify_peer);
+    CHECK(x.to_string() == "nbds+unix:///d?socket=/s&tls-certificates=/pki&tls-verify-peer=0");
+    CHECK(parse_uri(x.to_string()).tls_settings == x.tls_settings);
+    CHECK(parse_uri("nbds://h/?tls-verify-peer=true").tls_settings.verify_peer);
+    CHECK(parse_uri("nbds://h/?tls-type=psk&tls-username=bob").tls_settings.username == "bob");
+    CHECK(parse_uri("nbds://h/").to_string() == "nbds://h:10809/");
+    // Without TLS a user name means nothing: dropped, not printed.
+    CHECK(parse_uri("nbd://user@h/x").tls_settings.username.empty());
+    CHECK(parse_uri("nbds+unix://alice@/d?socket=/s").tls_settings.username == "alice");  // libnbd's form
+    CHECK(error_of("nbd+unix://alice@/d?socket=/s").find("take no host") != std::string::npos);
+}
+
+TEST_CASE("uri: bad TLS parameters are refused clearly") {
+    CHECK(error_of("nbd://h/x?tls-type=x509").find("needs TLS: use an nbds://") != std::string::npos);
+    CHECK(error_of("nbd+unix:///x?socket=/s&tls-certificates=/d").find("needs TLS") != std::string::npos);
+    CHECK(error_of("nbds://h/x?tls-type=anon").find("anonymous TLS) is not supported") != std::string::npos);
+    CHECK(error_of("nbds://h/x?tls-type=foo").find("bad tls-type 'foo'") != std::string::npos);
+    CHECK(error_of("nbds://h/x?tls-verify-peer=maybe").find("bad value 'maybe' for 'tls-verify-peer'") !=
+          std::string::npos);
+    CHECK(error_of("nbds://h/x?tls-psk-file=").find("empty 'tls-psk-file='") != std::string::npos);
+    CHECK(error_of("nbds://h/x?tls-cipher=x").find("unknown query parameter 'tls-cipher'") != std::string::npos);
 }
 
 TEST_CASE("uri: errors name the bad part") {

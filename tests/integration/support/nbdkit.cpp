@@ -70,9 +70,14 @@ void NbdkitProcess::spawn() {
         ::_exit(127);
     }
     // Ready when libnbd can connect (nbdkit creates the socket before serving).
+    // A server that requires TLS refuses the plain handshake: for it, a
+    // connection that reaches the handshake is enough.
+    bool tls = false;
+    for (auto& a : prefix_) tls = tls || a == "--tls=require";
     for (int i = 0; i < 200; ++i) {
         nbd_handle* h = nbd_create();
-        const bool ok = nbd_connect_uri(h, uri_.c_str()) == 0;
+        const bool ok = tls ? nbd_connect_uri(h, uri_.c_str()) == 0 || nbd_get_errno() == ENOTSUP
+                            : nbd_connect_uri(h, uri_.c_str()) == 0;
         nbd_close(h);
         if (ok) return;
         int status = 0;
@@ -136,11 +141,12 @@ NbdkitProcess::~NbdkitProcess() {
 
 std::unique_ptr<nbd::SyntheticFrontend> connect_engine(const std::string& uri, const nbd::SyntheticOptions& options) {
     nbd::Connection c = nbd::connect_export(nbd::parse_uri(uri), nbd::ConnectOptions{});
-    return std::make_unique<nbd::SyntheticFrontend>(std::move(c.socket), c.info, options);
+    return std::make_unique<nbd::SyntheticFrontend>(std::move(c), options);  // with its TLS tunnel, if any
 }
 
 Oracle::Oracle(const std::string& uri) : h_(nbd_create()) {
-    if (!h_ || nbd_connect_uri(h_, uri.c_str()) != 0)
+    // nbds URIs name their credentials' files (tls-certificates, tls-psk-file).
+    if (!h_ || nbd_set_uri_allow_local_file(h_, true) != 0 || nbd_connect_uri(h_, uri.c_str()) != 0)
         throw std::runtime_error(std::string("libnbd connect: ") + nbd_get_error());
 }
 
