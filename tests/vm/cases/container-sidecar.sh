@@ -29,7 +29,11 @@ echo "image archive: $image_tar, $(stat -c %s "$image_tar") bytes"
 
 # podman as the issue found it works in this guest: crun, cgroupfs, overlay
 # on a tmpfs, rlimits within this machine's hard limits.
+# Its own tmpfs: podman's overlay driver refuses an overlayfs below it, and
+# the guest's /tmp is the overlaid host /tmp when the tree lives under /tmp.
 mkdir -p "$TESTDIR/podman"
+mount -t tmpfs -o mode=0700 podman-storage "$TESTDIR/podman"
+cleanup_fn "umount -l '$TESTDIR/podman'"
 cat >"$TESTDIR/podman/containers.conf" <<'EOF'
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
