@@ -30,6 +30,7 @@
 #include "daemon/attach_plan.h"
 #include "daemon/detach.h"
 #include "daemon/device_daemon.h"
+#include "daemon/mount_namespace.h"
 #include "daemon/liveness.h"
 #include "nbd/uri.h"
 #include "ublk/control_device.h"

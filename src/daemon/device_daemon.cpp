@@ -1,9 +1,7 @@
 #include "daemon/device_daemon.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,17 +23,6 @@ namespace unbd::daemon {
 
 namespace P = proto::ublk;
 using namespace std::chrono_literals;
-
-void isolate_mount_namespace() {
-    if (::unshare(CLONE_NEWNS) != 0) {
-        spdlog::warn("unshare(CLONE_NEWNS) failed: {}", std::strerror(errno));
-        return;
-    }
-    // Private, so mounts of our device made outside never propagate in.
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-        spdlog::warn("cannot make the daemon's mounts private: {}", std::strerror(errno));
-    }
-}
 
 void block_stop_signals() {
     sigset_t set;

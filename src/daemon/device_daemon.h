@@ -114,10 +114,6 @@ private:
     std::unique_ptr<ControlServer> control_server_;
 };
 
-// The daemon must not share a mount namespace in which its own device gets
-// mounted (exit would run cleanup_mnt on it and deadlock): a private copy.
-void isolate_mount_namespace();
-
 // Blocks SIGTERM, SIGINT, SIGHUP (detach) and SIGUSR1 (hand over, for
 // `unbd restart`) in the calling thread (and the threads
 // it creates later), so they are taken only by sigtimedwait.

@@ -64,8 +64,17 @@ if dmesg_since_mark | grep -iE "$(basename "$DEV")|ext4" | grep -iE 'error|fail'
 fi
 for i in $(seq 0 39); do cmp -s "$TESTDIR/src-$i" "$mnt/f-$i" || fail "file f-$i differs"; done
 umount "$mnt" || fail "umount"
+# The daemons started while the disk was mounted (attach -n, restart) must
+# not keep a copy of that mount in their own namespace (daemon/mount_namespace.h):
+# after the user's umount, no process may still have it.
+majmin=$(cat "/sys/block/$(basename "$DEV")/dev")
+held=$(grep -l " $majmin " /proc/[0-9]*/mountinfo 2>/dev/null || true)
+[ -z "$held" ] || fail "after umount, still mounted in the namespace of: $(echo "$held" | cut -d/ -f3 | xargs -I{} cat /proc/{}/comm 2>/dev/null | sort | uniq -c | xargs)"
 fsck.ext4 -fn "$DEV" >"$TESTDIR/fsck.out" 2>&1 || { cat "$TESTDIR/fsck.out" >&2; fail "fsck after recovery"; }
 detach "$ID"
+if dmesg_since_mark | grep -i "$(basename "$DEV")" | grep -i "shut down"; then
+  fail "detach shut down a filesystem the daemon still had mounted"
+fi
 
 # --on-daemon-loss=fail: no daemon, I/O fails at once; recover makes it work.
 if ! kernel_has RECOVERY_FAIL_IO; then
