@@ -7,7 +7,8 @@
 // whole reply from real IoCounters without ublk.
 //
 //   /metrics  every sample has the labels device (the ublk id), dev and uri
-//             (the export's display form: no query, so no key file paths);
+//             (the export's display form: no TLS parameters, so no key file
+//             paths);
 //             unbd_requests_total, unbd_request_errors_total,
 //             unbd_bytes_total and unbd_request_duration_seconds (histogram)
 //             by op; refused requests, in-flight, reconnects, connection

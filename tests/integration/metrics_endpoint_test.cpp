@@ -21,6 +21,7 @@
 #include "daemon/http_endpoint.h"
 #include "daemon/metrics.h"
 #include "daemon/prometheus_text.h"
+#include "nbd/uri.h"
 #include "ublk/io_stats.h"
 
 using namespace unbd;
@@ -177,7 +178,8 @@ struct Device {
         s.live = true;
         s.id = 3;
         s.dev = "/dev/ublkb3";
-        s.uri = "nbds://host:10809/disk";
+        // What the daemon labels with: the display form, no key file path.
+        s.uri = nbd::parse_uri("nbds://host/disk?tls-psk-file=/etc/unbd/k.psk").display();
         s.zero_copy = "off/read_write_fixed";
         s.size_bytes = 1 << 30;
         s.connection = "connected";
@@ -257,9 +259,9 @@ TEST_CASE("metrics handler: counters of two queues become summed samples that pr
     }
     CHECK(sample_value(t, h + "_sum", {R"(op="read")"}) == doctest::Approx(0.002 + 3 * 30e-6));
     CHECK(sample_value(t, h + "_sum", {R"(op="write")"}) == doctest::Approx(20.000001));
-    // The URI label never carries a query (TLS key paths): the daemon gives
-    // its display form.
-    CHECK(t.find('?') == std::string::npos);
+    // The URI label is the one in the snapshot: the daemon gives
+    // Uri::display(), without TLS parameters (key file paths).
+    CHECK(t.find("k.psk") == std::string::npos);
 }
 
 TEST_CASE("metrics handler: readyz is 503 with a reason until live and while a connection is down") {
