@@ -413,10 +413,11 @@ bool DeviceDaemon::run_until_stopped() {
 bool DeviceDaemon::hand_over() {
     const uint32_t id = device_->id();
     spdlog::info("handing device {} over to a new daemon (QUIESCE_DEV)", id);
-    live_ = false;
+    live_ = false;  // /readyz: I/O waits from here on
     const int q = control_->quiesce(id, 30'000);
     if (q < 0) {
         spdlog::error("QUIESCE_DEV for device {} failed: {}; still serving it", id, std::strerror(-q));
+        live_ = true;
         return false;
     }
     stopped_ = true;
