@@ -8,7 +8,8 @@
 # the address. A second attach on the same port fails in one line and
 # leaves no device. The server killed: /readyz says 503 (reconnecting) and
 # comes back to 200 once it is started again, with the reconnect counted.
-# After detach nothing listens on the port.
+# A live restart serves the same port again. After detach nothing listens
+# on it.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../../bad-input.sh"
 export UNBD_STATE_DIR=$TESTDIR/state STATE_DIR=$TESTDIR/state
@@ -129,6 +130,21 @@ wait_until 20 '[ "$(curl -s -o /dev/null -w "%{http_code}" "$M/readyz")" = 200 ]
 echo "server back: /readyz 200 after ${WAITED}s"
 curl -sf "$M/metrics" | grep -Eq '^unbd_reconnects_total\{.*\} [1-9]' ||
   fail "unbd_reconnects_total did not count the reconnect: $(curl -sf "$M/metrics" | grep '^unbd_reconnects_total')"
+
+# A live restart: the old daemon lets go of the port, the new one (started
+# from the state file) serves it again, from fresh counters.
+if kernel_has QUIESCE; then
+  "$UNBD" restart "$ID" >"$TESTDIR/restart.out" 2>&1 || { cat "$TESTDIR/restart.out" >&2; fail "unbd restart $ID"; }
+  [ "$(device_field metrics)" = "127.0.0.1:$MPORT" ] ||
+    fail "after unbd restart, unbd list --json says metrics '$(device_field metrics)'"
+  wait_until 10 '[ "$(curl -s -o /dev/null -w "%{http_code}" "$M/readyz")" = 200 ]' ||
+    fail "after unbd restart, /readyz is $(curl -s "$M/readyz")"
+  curl -sf "$M/metrics" | grep -q "^unbd_device_live{device=\"$ID\",.*} 1$" ||
+    fail "after unbd restart, /metrics does not show device $ID live"
+  echo "after unbd restart the new daemon serves $M again"
+else
+  skip_part "metrics across unbd restart (no UBLK_F_QUIESCE, 6.16+)"
+fi
 
 detach "$ID"
 rc=0; curl -s -o /dev/null "$M/metrics" || rc=$?
