@@ -29,16 +29,22 @@ using namespace unbd::daemon;
 
 namespace {
 
-// Sends `request` to 127.0.0.1:port and returns everything the server
-// wrote until it closed.
-std::string exchange(uint16_t port, const std::string& request) {
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+// Sends `request` to 127.0.0.1:port (or [::1]:port) and returns everything
+// the server wrote until it closed.
+std::string exchange(uint16_t port, const std::string& request, bool v6 = false) {
+    Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     REQUIRE(fd.valid());
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    sockaddr_in6 sa6{};
+    sa6.sin6_family = AF_INET6;
+    sa6.sin6_port = htons(port);
+    sa6.sin6_addr = in6addr_loopback;
+    const int connected = v6 ? ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa6), sizeof sa6)
+                             : ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    REQUIRE(connected == 0);
     REQUIRE(::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
     std::string out;
     char buf[4096];
@@ -311,4 +317,13 @@ TEST_CASE("metrics handler: served over TCP from live counters, scrape after scr
     traffic(d);
     CHECK(reads() == 4);
     CHECK(exchange(endpoint.port(), "GET /readyz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+}
+
+TEST_CASE("metrics handler: served on IPv6 loopback too") {
+    Device d;
+    HttpEndpoint endpoint(parse_listen_address("[::1]:0"),
+                          [&d](const std::string& path) { return metrics_reply(path, d.snapshot()); });
+    const std::string out = exchange(endpoint.port(), "GET /readyz HTTP/1.1\r\n\r\n", true);
+    CHECK(out.starts_with("HTTP/1.1 200 "));
+    CHECK(body_of(out) == "ready\n");
 }

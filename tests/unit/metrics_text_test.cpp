@@ -108,3 +108,10 @@ TEST_CASE("metrics: unbd stats keeps its meaning over the per-op counters") {
     CHECK(s.in_flight == 1);
     CHECK(s.writes == 0);
 }
+
+TEST_CASE("metrics: an address prints as it is read, for the state file") {
+    for (const char* text : {"127.0.0.1:9100", "[::1]:9100", ":9100", "0.0.0.0:1", "[fe80::1]:65535"}) {
+        CAPTURE(text);
+        CHECK(to_string(parse_listen_address(text)) == text);
+    }
+}
