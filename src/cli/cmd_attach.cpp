@@ -1,7 +1,7 @@
 // `unbd attach URI [-n ID] [-q N] [-d N] [--read-only] [--zero-copy MODE]
 //                  [--io-timeout S] [--reconnect-timeout S|inf]
 //                  [--durability MODE] [--durability-log-size N]
-//                  [--foreground] [--json]`
+//                  [--metrics ADDR:PORT] [--foreground] [--json]`
 //
 // Connects in this process first, so connect and handshake errors come
 // back synchronously. Then, unless --foreground, forks: the child becomes
@@ -49,6 +49,7 @@ struct AttachArgs {
     std::string log_size = "64M";
     std::string on_daemon_loss = "hold";
     std::string resize_check = "0";
+    std::string metrics;
     bool foreground = false;
     bool json = false;
     TlsArgs tls;
@@ -68,6 +69,13 @@ std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text, 
         throw usage_error(std::string(option) + " wants a number of seconds" + (allow_inf ? " or 'inf'" : "") + ", not '" +
                     text + "'");
     return std::chrono::milliseconds(static_cast<long long>(v * 1000));
+}
+
+// --metrics: an address to bind, port 0 excluded (Prometheus must know it).
+daemon::ListenAddress parse_metrics_address(const std::string& text) {
+    daemon::ListenAddress a = daemon::parse_listen_address(text);
+    if (a.port == 0) throw usage_error("--metrics '" + text + "': the port must be from 1 to 65535");
+    return a;
 }
 
 // Bytes with an optional K/M/G suffix (powers of 1024).
@@ -273,6 +281,9 @@ void add_attach_command(CLI::App& app) {
     cmd->add_option("--resize-check", args->resize_check,
                     "every SECS, ask the server for the export's size and grow the device when it grew (6.16+; "
                     "default 0 = off; see unbd resize)");
+    cmd->add_option("--metrics", args->metrics,
+                    "serve Prometheus metrics on ADDR:PORT (127.0.0.1:9100, [::1]:9100, :9100 for every "
+                    "address): /metrics, /healthz, /readyz (default: off)");
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");
     add_tls_options(cmd, args->tls);
@@ -286,6 +297,7 @@ void add_attach_command(CLI::App& app) {
         if (!args->durability.empty()) args->options.durability = nbd::parse_durability(args->durability);
         args->options.durability_log_bytes = parse_size(args->log_size, "--durability-log-size");
         args->options.resize_check = parse_seconds(args->resize_check, "--resize-check", false).value();
+        if (!args->metrics.empty()) args->options.metrics = parse_metrics_address(args->metrics);
         args->options.on_daemon_loss = args->on_daemon_loss == "fail" ? daemon::DaemonLoss::Fail : daemon::DaemonLoss::Hold;
         // What a killed predecessor (another container, say) left behind.
         for (const auto& line : daemon::sweep_stale_devices())
@@ -294,6 +306,9 @@ void add_attach_command(CLI::App& app) {
             std::fprintf(stderr, "unbd: device %u is waiting for a daemon: recovering it\n", *args->options.dev_id);
             return launch_daemon(plan_recovery(*args->options.dev_id), args->foreground, args->json);
         }
+        // A port in use fails here, in one line, before any connection or
+        // device (the daemon binds again, still before making the device).
+        if (args->options.metrics) daemon::check_can_listen(*args->options.metrics);
         launch_daemon(daemon::plan_attach(args->options), args->foreground, args->json);
     });
 }

@@ -54,6 +54,7 @@ AttachOptions recovery_options(const DeviceState& state) {
     o.durability_log_bytes = state.durability_log_bytes;
     o.on_daemon_loss = state.on_daemon_loss == "fail" ? DaemonLoss::Fail : DaemonLoss::Hold;
     o.resize_check = std::chrono::milliseconds(state.resize_check_ms);
+    if (!state.metrics.empty()) o.metrics = parse_listen_address(state.metrics);
     o.recover = true;
     return o;
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/http_endpoint.h"
 #include "nbd/connect.h"
 #include "nbd/durability_log.h"
 #include "nbd/uri.h"
@@ -47,6 +48,7 @@ struct AttachOptions {
     uint64_t durability_log_bytes = 64ull << 20;                 // per device
     DaemonLoss on_daemon_loss = DaemonLoss::Hold;
     std::chrono::milliseconds resize_check{0};                   // --resize-check; 0 = off
+    std::optional<ListenAddress> metrics;                        // --metrics (daemon/metrics.h)
     // Serve the existing, quiesced device dev_id instead of making one
     // (`unbd recover`); queues, depth and zero copy come from the device.
     bool recover = false;

@@ -84,6 +84,7 @@ DeviceState DeviceDaemon::start() {
     const unsigned nq = static_cast<unsigned>(plan_.connections.size());
 
     for (unsigned q = 0; q < nq; ++q) counters_.push_back(std::make_unique<ublk::IoCounters>());
+    open_metrics_endpoint();  // before the device: a port in use leaves nothing behind
     const ublk::DevInfo got = plan_.options.recover ? begin_recovery() : create_device();
     open_control_socket(got.dev_id);
     char_fd_ = open_char_device(got.dev_id);
@@ -143,7 +144,9 @@ DeviceState DeviceDaemon::start() {
     state_.durability_log_bytes = plan_.options.durability_log_bytes;
     state_.on_daemon_loss = plan_.options.on_daemon_loss == DaemonLoss::Fail ? "fail" : "hold";
     state_.resize_check_ms = plan_.options.resize_check.count();
+    if (metrics_) state_.metrics = to_string(ListenAddress{plan_.options.metrics->host, metrics_->port()});
     write_state(state_);
+    live_.store(true, std::memory_order_release);
     announce_to_udev(state_.id);  // the add event came before the state file: udev looks again for the name
     spdlog::info("{} is live: {} queues x {} deep, zero copy {}", state_.dev, nq, state_.depth, state_.zero_copy);
     // Only now: a unit ordered after us may mount the device.
@@ -198,6 +201,40 @@ void DeviceDaemon::publish_health() {
 void DeviceDaemon::open_control_socket(uint32_t id) {
     control_server_ = std::make_unique<ControlServer>(
         id, [this, id](const ControlRequest& request) { return on_control(id, request); });
+}
+
+void DeviceDaemon::open_metrics_endpoint() {
+    if (!plan_.options.metrics) return;
+    try {
+        metrics_ = std::make_unique<HttpEndpoint>(
+            *plan_.options.metrics, [this](const std::string& path) { return metrics_reply(path, metrics_snapshot()); });
+    } catch (const Error& e) {
+        // A recovered or restarted daemon must take the device over whatever
+        // holds its old port: the disk matters more than its metrics.
+        if (!plan_.options.recover) throw;
+        spdlog::warn("{}: serving no metrics", e.what());
+    }
+}
+
+MetricsSnapshot DeviceDaemon::metrics_snapshot() const {
+    MetricsSnapshot s;
+    if (const int64_t beat = heartbeat_ns_.load(std::memory_order_relaxed); beat != 0) {
+        const auto now = std::chrono::steady_clock::now().time_since_epoch();
+        s.loop_age = std::chrono::duration_cast<std::chrono::milliseconds>(now - std::chrono::nanoseconds(beat));
+    }
+    for (const auto& c : counters_) s.queues.push_back(c->metrics());
+    s.live = live_.load(std::memory_order_acquire);
+    if (!s.live) return s;  // no labels: state_ is still being filled (or the device goes)
+    s.id = state_.id;
+    s.dev = state_.dev;
+    s.uri = plan_.uri.display();
+    s.name = state_.name;
+    s.zero_copy = state_.zero_copy;
+    s.size_bytes = export_size_.load();
+    std::lock_guard lock(health_mutex_);
+    s.connection = state_.connection;
+    s.reconnects = state_.reconnects;
+    return s;
 }
 
 nlohmann::json DeviceDaemon::on_control(uint32_t id, const ControlRequest& request) {
@@ -310,6 +347,8 @@ bool DeviceDaemon::run_until_stopped() {
     for (;;) {
         publish_health();
         const auto now = std::chrono::steady_clock::now();
+        heartbeat_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(),
+                            std::memory_order_relaxed);
         // A reconnect's handshake saw the export grow: follow it.
         if (redialer_) {
             const uint64_t seen = redialer_->status().export_size;
@@ -361,12 +400,15 @@ bool DeviceDaemon::run_until_stopped() {
 bool DeviceDaemon::hand_over() {
     const uint32_t id = device_->id();
     spdlog::info("handing device {} over to a new daemon (QUIESCE_DEV)", id);
+    live_ = false;  // /readyz: I/O waits from here on
     const int q = control_->quiesce(id, 30'000);
     if (q < 0) {
         spdlog::error("QUIESCE_DEV for device {} failed: {}; still serving it", id, std::strerror(-q));
+        live_ = true;
         return false;
     }
     stopped_ = true;
+    metrics_.reset();  // the next daemon binds the same port
     stop_queues();
     redialer_.reset();
     char_fd_.reset();
@@ -384,6 +426,8 @@ void DeviceDaemon::stop_queues() noexcept {
 
 void DeviceDaemon::shutdown() {
     stopped_ = true;
+    live_ = false;
+    metrics_.reset();  // closed first: a scraper sees the device go, not a half-stopped one
     notify_systemd("STOPPING=1\nSTATUS=detaching");
     // 0. Held I/O fails from now on: nothing waits for a lost server.
     if (redialer_) redialer_->stop();

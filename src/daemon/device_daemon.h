@@ -10,10 +10,15 @@
 //                 snapshots (atomic counters; health under a mutex); turns
 //                 detach / restart / resize into the signals above, sent to
 //                 itself, so the main thread does the work as before.
+//   metrics thread  with --metrics only (daemon/http_endpoint.h): answers
+//                 /metrics, /healthz and /readyz from the same snapshots
+//                 (daemon/metrics.h); bound first of all, so a bad address
+//                 or a port in use fails the attach before a device exists;
+//                 closed when shutdown or the hand-over begins.
 //   queue threads one per hardware queue, see ublk/queue.h.
 //   redial thread nbd::Redialer: reconnects, replays the durability log.
 //
-// Start order: unshare the mount namespace -> ADD_DEV (USER_RECOVERY) ->
+// Start order: unshare the mount namespace -> metrics endpoint -> ADD_DEV (USER_RECOVERY) ->
 // SET_PARAMS -> control socket -> open /dev/ublkcN -> start queues (each submits every
 // FETCH) -> wait for all of them (StartGate, bounded) -> START_DEV -> state
 // file. Any failure unwinds in reverse and DEL_DEVs: nothing is left behind.
@@ -52,6 +57,8 @@
 #include "common/fd.h"
 #include "daemon/attach_plan.h"
 #include "daemon/control_socket.h"
+#include "daemon/http_endpoint.h"
+#include "daemon/metrics.h"
 #include "daemon/state_file.h"
 #include "nbd/durability_log.h"
 #include "nbd/redialer.h"
@@ -90,6 +97,9 @@ private:
     void renegotiate_for(uint64_t bytes);
     void publish_health();
     void open_control_socket(uint32_t id);
+    void open_metrics_endpoint();
+    // On the metrics thread: the counters, health and labels now.
+    MetricsSnapshot metrics_snapshot() const;
     // On the control thread (control_socket.h).
     nlohmann::json on_control(uint32_t id, const ControlRequest& request);
 
@@ -110,6 +120,11 @@ private:
     bool stopped_ = false;
     bool recovering_ = false;  // between START_ and END_USER_RECOVERY
     mutable std::mutex health_mutex_;  // state_'s connection fields: main thread writes, control thread reads
+    // state_'s other fields are read by the metrics thread only once live_
+    // is set (release/acquire), and never change after that.
+    std::atomic<bool> live_{false};
+    std::atomic<int64_t> heartbeat_ns_{0};  // steady_clock: the main loop's last turn; 0 = not yet
+    std::unique_ptr<HttpEndpoint> metrics_;
     // Last: closed first, after shutdown() finished (order step 6).
     std::unique_ptr<ControlServer> control_server_;
 };

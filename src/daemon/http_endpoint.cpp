@@ -69,6 +69,11 @@ ListenAddress parse_listen_address(const std::string& text) {
     return a;
 }
 
+std::string to_string(const ListenAddress& a) {
+    const bool v6 = a.host.find(':') != std::string::npos;
+    return (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+}
+
 // One connection at a time: accept, read the head (5 s, 8 KiB), answer, close.
 struct HttpEndpoint::Impl {
     asio::io_context io;
@@ -133,21 +138,36 @@ struct HttpEndpoint::Impl {
     }
 };
 
-HttpEndpoint::HttpEndpoint(const ListenAddress& where, Handler handler) : impl_(std::make_unique<Impl>()) {
-    impl_->handler = std::move(handler);
+namespace {
+
+// Opens, binds and listens; throws Error naming the address and the reason.
+void listen_on(tcp::acceptor& acceptor, const ListenAddress& where) {
     const auto address = where.host.empty() ? asio::ip::address(asio::ip::address_v6::any())
                                             : asio::ip::make_address(where.host);
     const tcp::endpoint endpoint(address, where.port);
     const std::string shown = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
                               std::to_string(where.port);
     asio::error_code ec;
-    impl_->acceptor.open(endpoint.protocol(), ec);
+    acceptor.open(endpoint.protocol(), ec);
     // ":PORT" listens on IPv4 too (v4-mapped), whatever net.ipv6.bindv6only says.
-    if (!ec && address.is_v6() && where.host.empty()) impl_->acceptor.set_option(asio::ip::v6_only(false), ec);
-    if (!ec) impl_->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) impl_->acceptor.bind(endpoint, ec);
-    if (!ec) impl_->acceptor.listen(16, ec);
+    if (!ec && address.is_v6() && where.host.empty()) acceptor.set_option(asio::ip::v6_only(false), ec);
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(16, ec);
     if (ec) throw Error("cannot serve metrics on " + shown + ": " + ec.message(), ec.value());
+}
+
+}  // namespace
+
+void check_can_listen(const ListenAddress& where) {
+    asio::io_context io;
+    tcp::acceptor acceptor(io);
+    listen_on(acceptor, where);
+}
+
+HttpEndpoint::HttpEndpoint(const ListenAddress& where, Handler handler) : impl_(std::make_unique<Impl>()) {
+    impl_->handler = std::move(handler);
+    listen_on(impl_->acceptor, where);
     port_ = impl_->acceptor.local_endpoint().port();
     impl_->accept_next();
     thread_ = std::thread([impl = impl_.get()] {

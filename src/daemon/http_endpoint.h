@@ -52,6 +52,13 @@ struct ListenAddress {
     uint16_t port = 0;
 };
 ListenAddress parse_listen_address(const std::string& text);
+// The address as parse_listen_address reads it back: "127.0.0.1:9101",
+// "[::1]:9101", ":9101". Pure.
+std::string to_string(const ListenAddress& a);
+
+// Binds and listens on `where` and closes again: throws the Error the
+// endpoint would (a port in use), for a check before any work is done.
+void check_can_listen(const ListenAddress& where);
 
 class HttpEndpoint {
 public:

@@ -1,7 +1,7 @@
 #include "daemon/prometheus_text.h"
 
+#include <charconv>
 #include <cmath>
-#include <cstdio>
 
 namespace unbd::daemon {
 
@@ -10,9 +10,11 @@ namespace {
 std::string number(double v) {
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
     if (std::isnan(v)) return "NaN";
+    // The shortest text that reads back as v: bucket bounds stay "5e-05",
+    // not "5.0000000000000002e-05".
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", v);  // round-trips
-    return buf;
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    return ec == std::errc() ? std::string(buf, end) : "NaN";
 }
 
 }  // namespace

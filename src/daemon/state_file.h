@@ -50,6 +50,7 @@ struct DeviceState {
     uint64_t durability_log_bytes = 64ull << 20;
     std::string on_daemon_loss = "hold";     // hold / fail
     int64_t resize_check_ms = 0;             // 0: off
+    std::string metrics;                     // --metrics as bound ("127.0.0.1:9100"); "" = off
     // The last resize (`unbd resize` waits for resize_seq to change).
     uint64_t resize_seq = 0;
     bool resize_ok = true;

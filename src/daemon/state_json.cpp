@@ -54,6 +54,7 @@ nlohmann::json DeviceState::to_json() const {
                           {"reconnects", reconnects},
                           {"last_failure", last_failure},
                           {"durability", durability},
+                          {"metrics", metrics},
                           {"options",
                            {{"force_read_only", force_read_only},
                             {"io_timeout_ms", io_timeout_ms},
@@ -89,6 +90,7 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.reconnects = number<uint64_t>(j, "reconnects", 0);
     s.last_failure = j.value("last_failure", "");
     s.durability = j.value("durability", "");
+    s.metrics = j.value("metrics", "");
     const nlohmann::json o = j.value("options", nlohmann::json::object());
     s.force_read_only = o.value("force_read_only", false);
     s.io_timeout_ms = number<int64_t>(o, "io_timeout_ms", 30'000);

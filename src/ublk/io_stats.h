@@ -1,18 +1,79 @@
-// I/O counters of one ublk queue, for `unbd stats`. The queue's thread is
-// the only writer (relaxed atomics: a plain add on x86, no fence on the hot
-// path); any thread may take a snapshot, which is consistent per counter,
-// not across counters. The owner keeps the counters alive longer than any
-// reader (the daemon: as long as its control socket serves).
+// I/O counters of one ublk queue, for `unbd stats` and `attach --metrics`.
+// The queue's thread is the only writer (relaxed atomics: a plain load and
+// store on x86, no locked instruction, no fence on the hot path); any thread
+// may take a snapshot, which is consistent per counter, not across counters.
+// The owner keeps the counters alive longer than any reader (the daemon: as
+// long as its control socket and metrics endpoint serve).
+//
+// Per operation (nbd::BlockOp): requests completed without and with an
+// error, bytes of the successful ones, and a duration histogram -- the time
+// from the ublk request's arrival at the queue to its completion -- in
+// fixed buckets (kDurationBoundsNs, 50 us .. 10 s), each bucket an atomic
+// of its own. Every completed request is observed once, so a histogram's
+// count equals ok + errors of its operation.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "nbd/block_request.h"
 
 namespace unbd::ublk {
 
-// A snapshot, summable over queues.
+inline constexpr std::size_t kOpCount = 5;  // nbd::BlockOp, Read .. WriteZeroes
+inline constexpr std::size_t op_index(nbd::BlockOp op) noexcept { return static_cast<std::size_t>(op); }
+
+// Upper bounds of the duration buckets; one more bucket counts what is slower.
+inline constexpr std::array<uint64_t, 17> kDurationBoundsNs = {
+    50'000,      100'000,     250'000,     500'000,       1'000'000,     2'500'000,
+    5'000'000,   10'000'000,  25'000'000,  50'000'000,    100'000'000,   250'000'000,
+    500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+inline constexpr std::size_t kDurationBuckets = kDurationBoundsNs.size() + 1;
+
+// The bucket of a duration: the first bound it does not exceed.
+inline std::size_t duration_bucket(uint64_t ns) noexcept {
+    std::size_t i = 0;
+    while (i < kDurationBoundsNs.size() && ns > kDurationBoundsNs[i]) ++i;
+    return i;
+}
+
+// A snapshot of one operation's counters, summable over queues.
+struct OpMetrics {
+    uint64_t ok = 0;
+    uint64_t errors = 0;
+    uint64_t bytes = 0;        // of the requests that succeeded
+    uint64_t duration_ns = 0;  // sum over every completed request
+    std::array<uint64_t, kDurationBuckets> buckets{};  // not cumulative
+
+    OpMetrics& operator+=(const OpMetrics& o) {
+        ok += o.ok;
+        errors += o.errors;
+        bytes += o.bytes;
+        duration_ns += o.duration_ns;
+        for (std::size_t i = 0; i < kDurationBuckets; ++i) buckets[i] += o.buckets[i];
+        return *this;
+    }
+};
+
+// Everything a queue counts (what --metrics serves), summable over queues.
+struct IoMetrics {
+    std::array<OpMetrics, kOpCount> ops{};
+    uint64_t refused = 0;    // refused before reaching the server (unsupported, unaligned)
+    uint64_t in_flight = 0;  // taken from the kernel, not yet completed
+    unsigned connected = 0;  // queues whose connection is up (0 or 1 per queue)
+
+    IoMetrics& operator+=(const IoMetrics& o) {
+        for (std::size_t i = 0; i < kOpCount; ++i) ops[i] += o.ops[i];
+        refused += o.refused;
+        in_flight += o.in_flight;
+        connected += o.connected;
+        return *this;
+    }
+};
+
+// What `unbd stats` shows (daemon/control_protocol.h), summable over queues.
 struct IoStats {
     uint64_t reads = 0;
     uint64_t writes = 0;
@@ -20,7 +81,7 @@ struct IoStats {
     uint64_t written_bytes = 0;
     uint64_t flushes = 0;
     uint64_t discards = 0;      // TRIM and WRITE_ZEROES
-    uint64_t errors = 0;        // requests completed with an error
+    uint64_t errors = 0;        // requests completed with an error, or refused
     uint64_t in_flight = 0;     // taken from the kernel, not yet committed
 
     IoStats& operator+=(const IoStats& o) {
@@ -36,40 +97,36 @@ struct IoStats {
     }
 };
 
+// `unbd stats`' view of the metrics.
+IoStats to_stats(const IoMetrics& m) noexcept;
+
 class IoCounters {
 public:
     // A request was taken from the kernel.
     void started() noexcept { bump(in_flight_, 1); }
-    // It completed with `result` (>= 0 done, < 0 -errno).
-    void completed(const nbd::BlockRequest& r, int result) noexcept {
+    // It completed with `result` (>= 0 done, < 0 -errno), `duration_ns`
+    // after it was taken.
+    void completed(const nbd::BlockRequest& r, int result, uint64_t duration_ns) noexcept {
         bump(in_flight_, -1);
+        Op& op = ops_[op_index(r.op)];
         if (result < 0) {
-            bump(errors_, 1);
-            return;
+            bump(op.errors, 1);
+        } else {
+            bump(op.ok, 1);
+            bump(op.bytes, r.length);
         }
-        switch (r.op) {
-            case nbd::BlockOp::Read: bump(reads_, 1), bump(read_bytes_, r.length); break;
-            case nbd::BlockOp::Write: bump(writes_, 1), bump(written_bytes_, r.length); break;
-            case nbd::BlockOp::Flush: bump(flushes_, 1); break;
-            case nbd::BlockOp::Trim:
-            case nbd::BlockOp::WriteZeroes: bump(discards_, 1); break;
-        }
+        bump(op.duration_ns, static_cast<int64_t>(duration_ns));
+        bump(op.buckets[duration_bucket(duration_ns)], 1);
     }
     // A request refused before it reached the server (unsupported, unaligned).
-    void refused() noexcept { bump(errors_, 1); }
-
-    IoStats snapshot() const noexcept {
-        IoStats s;
-        s.reads = reads_.load(std::memory_order_relaxed);
-        s.writes = writes_.load(std::memory_order_relaxed);
-        s.read_bytes = read_bytes_.load(std::memory_order_relaxed);
-        s.written_bytes = written_bytes_.load(std::memory_order_relaxed);
-        s.flushes = flushes_.load(std::memory_order_relaxed);
-        s.discards = discards_.load(std::memory_order_relaxed);
-        s.errors = errors_.load(std::memory_order_relaxed);
-        s.in_flight = in_flight_.load(std::memory_order_relaxed);
-        return s;
+    void refused() noexcept { bump(refused_, 1); }
+    // The queue's connection is up (or not); stored only when it changes.
+    void set_connected(bool up) noexcept {
+        if (connected_.load(std::memory_order_relaxed) != up) connected_.store(up, std::memory_order_relaxed);
     }
+
+    IoMetrics metrics() const noexcept;
+    IoStats snapshot() const noexcept { return to_stats(metrics()); }
 
 private:
     // One writer: load + store, no locked read-modify-write.
@@ -77,8 +134,13 @@ private:
         c.store(c.load(std::memory_order_relaxed) + static_cast<uint64_t>(by), std::memory_order_relaxed);
     }
 
-    std::atomic<uint64_t> reads_{0}, writes_{0}, read_bytes_{0}, written_bytes_{0};
-    std::atomic<uint64_t> flushes_{0}, discards_{0}, errors_{0}, in_flight_{0};
+    struct Op {
+        std::atomic<uint64_t> ok{0}, errors{0}, bytes{0}, duration_ns{0};
+        std::array<std::atomic<uint64_t>, kDurationBuckets> buckets{};
+    };
+    std::array<Op, kOpCount> ops_{};
+    std::atomic<uint64_t> refused_{0}, in_flight_{0};
+    std::atomic<bool> connected_{true};
 };
 
 }  // namespace unbd::ublk

@@ -67,7 +67,8 @@ public:
           ring_(ring_options(cfg.depth)),
           buffers_(ring_, cfg.depth),
           tags_(cfg.depth, TagState::Fetching),
-          requests_(cfg.depth) {
+          requests_(cfg.depth),
+          arrived_ns_(cfg.depth, 0) {
         const long page = ::sysconf(_SC_PAGESIZE);
         const std::size_t desc_bytes = cfg.depth * sizeof(P::ublksrv_io_desc);
         descs_ = Mapping((desc_bytes + page - 1) / page * page, PROT_READ, MAP_SHARED | MAP_POPULATE,
@@ -128,6 +129,7 @@ public:
             }
             link_->prepare_sqes();
             flush_commits();
+            if (cfg_.counters != nullptr) cfg_.counters->set_connected(link_->connected());
             if (disc_deadline) {
                 if (link_->disconnected() && link_->idle()) break;
                 if (std::chrono::steady_clock::now() > *disc_deadline) {
@@ -139,6 +141,9 @@ public:
             if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
                 throw Error(errno_text("queue " + std::to_string(cfg_.q_id) + ": io_uring wait failed", ret), -ret);
             }
+            // One clock read per wake-up, not two per request: what the
+            // duration histogram measures, at the loop's granularity.
+            if (cfg_.counters != nullptr) wake_ns_ = now_ns();
             ring_.drain_cqes([&](const io_uring_cqe& cqe) { dispatch(cqe); });
         }
     }
@@ -155,6 +160,12 @@ private:
         return static_cast<off_t>(P::user_copy_offset(cfg_.q_id, tag, offset));
     }
     static int byte_count(ssize_t n) { return n < 0 ? -errno : static_cast<int>(n); }
+    // The request-duration histogram's clock (vDSO: no syscall).
+    static uint64_t now_ns() {
+        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now().time_since_epoch())
+                                         .count());
+    }
 
     void* buffer(uint16_t tag) const {
         return static_cast<char*>(copy_buffers_.get()) + std::size_t{tag} * cfg_.buffer_bytes;
@@ -209,7 +220,10 @@ private:
             }
             requests_[tag] = std::get<nbd::BlockRequest>(m);
             ++in_flight_;
-            if (cfg_.counters != nullptr) cfg_.counters->started();
+            if (cfg_.counters != nullptr) {
+                arrived_ns_[tag] = wake_ns_;
+                cfg_.counters->started();
+            }
             link_->submit(requests_[tag]);
             return;
         }
@@ -232,7 +246,7 @@ private:
             spdlog::warn("queue {}: {} offset {} length {} failed: {}", cfg_.q_id, nbd::name(r.op), r.offset,
                          r.length, std::strerror(-result));
         }
-        if (cfg_.counters != nullptr) cfg_.counters->completed(requests_[tag], result);
+        if (cfg_.counters != nullptr) cfg_.counters->completed(requests_[tag], result, wake_ns_ - arrived_ns_[tag]);
         commits_.push_back({tag, commit_result(requests_[tag], result)});
     }
 
@@ -253,6 +267,8 @@ private:
     std::vector<TagState> tags_;
     std::vector<nbd::BlockRequest> requests_;
     std::vector<std::pair<uint16_t, int>> commits_;
+    std::vector<uint64_t> arrived_ns_;  // per tag: when the request was taken (wake_ns_ then)
+    uint64_t wake_ns_ = 0;              // now_ns() when the loop last woke with CQEs to reap
     uint64_t wake_value_ = 0;
     unsigned in_flight_ = 0;
     unsigned aborted_ = 0;

@@ -68,7 +68,7 @@ struct QueueConfig {
     nbd::ExportInfo info;               // of this queue's own connection
     nbd::ReconnectOptions reconnect;    // redialer, durability log, io timeout
     const std::atomic<uint64_t>* export_size = nullptr;  // the device's bytes now (resize)
-    IoCounters* counters = nullptr;     // `unbd stats`; owned by the daemon, outlives the queue
+    IoCounters* counters = nullptr;     // `unbd stats`, --metrics; owned by the daemon, outlives the queue
 };
 
 class Queue {

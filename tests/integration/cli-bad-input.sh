@@ -47,6 +47,13 @@ check_bad_input \
   "--reconnect-timeout a word     | 2 | or 'inf', not 'soon'                               | \"\$UNBD\" attach \"\$GOOD\" --reconnect-timeout soon" \
   "--durability-log-size 1T       | 2 | --durability-log-size wants a size like 64M        | \"\$UNBD\" attach \"\$GOOD\" --durability-log-size 1T" \
   "--durability-log-size tiny     | 2 | --durability-log-size must be at least 1024K       | \"\$UNBD\" attach \"\$GOOD\" --durability-log-size 10" \
+  "--metrics without a port       | 2 | --metrics '127.0.0.1': no port                     | \"\$UNBD\" attach \"\$GOOD\" --metrics 127.0.0.1" \
+  "--metrics port 0               | 2 | --metrics ':0': the port must be from 1 to 65535   | \"\$UNBD\" attach \"\$GOOD\" --metrics :0" \
+  "--metrics port 65536           | 2 | the port must be a number from 0 to 65535          | \"\$UNBD\" attach \"\$GOOD\" --metrics 127.0.0.1:65536" \
+  "--metrics port a word          | 2 | the port must be a number                          | \"\$UNBD\" attach \"\$GOOD\" --metrics 127.0.0.1:http" \
+  "--metrics host a name          | 2 | 'localhost' is not an IP address                   | \"\$UNBD\" attach \"\$GOOD\" --metrics localhost:9100" \
+  "--metrics IPv6 without []      | 2 | an IPv6 address needs brackets                     | \"\$UNBD\" attach \"\$GOOD\" --metrics ::1:9100" \
+  "--metrics unbalanced [         | 2 | unbalanced brackets                                | \"\$UNBD\" attach \"\$GOOD\" --metrics [::1:9100" \
   "info timeout 0                 | 2 | must be positive numbers of seconds                | \"\$UNBD\" info --connect-timeout 0 \"\$GOOD\"" \
   "detach without a device        | 2 | give a device (/dev/ublkbN or N) or --all          | \"\$UNBD\" detach" \
   "detach of a disk not unbd's    | 2 | '/dev/sda' is not a unbd device                    | \"\$UNBD\" detach /dev/sda" \
@@ -64,6 +71,14 @@ check_bad_input \
   "recover, state file newer      | 1 | state file version 99 is from a newer unbd         | \"\$UNBD\" recover 6" \
   "socket path is a regular file  | 1 | $TESTDIR/not-a-socket is not a socket              | \"\$UNBD\" info \"nbd+unix:///?socket=\$TESTDIR/not-a-socket\"" \
   "socket path missing            | 1 | No such file or directory                          | \"\$UNBD\" info \"nbd+unix:///?socket=\$TESTDIR/nothing\""
+# A port someone else listens on: refused before anything is connected.
+BUSY_PORT=$(pick_port)
+python3 -c "import socket, time
+s = socket.socket(); s.bind(('127.0.0.1', $BUSY_PORT)); s.listen(); time.sleep(300)" &
+cleanup_fn "kill $! 2>/dev/null"
+for _ in $(seq 100); do (: </dev/tcp/127.0.0.1/$BUSY_PORT) 2>/dev/null && break; sleep 0.05; done
+check_bad_input \
+  "--metrics on a port in use     | 1 | cannot serve metrics on 127.0.0.1:$BUSY_PORT: Address already in use | \"\$UNBD\" attach \"\$GOOD\" --metrics 127.0.0.1:$BUSY_PORT"
 if [ ! -e /dev/ublk-control ] && [ "$(id -u)" = 0 ]; then
   check_bad_input \
   "attach, this host has no ublk  | 1 | ublk is not available                              | \"\$UNBD\" attach \"\$GOOD\""

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "daemon/http_endpoint.h"
 #include "daemon/prometheus_text.h"
+#include "ublk/io_stats.h"
 
 using namespace unbd;
 using namespace unbd::daemon;
@@ -72,4 +73,45 @@ TEST_CASE("metrics: Prometheus text: families, escaped labels, cumulative histog
           "unbd_request_duration_seconds_bucket{op=\"read\",le=\"+Inf\"} 6\n"
           "unbd_request_duration_seconds_sum{op=\"read\"} 0.5\n"
           "unbd_request_duration_seconds_count{op=\"read\"} 6\n");
+}
+
+TEST_CASE("metrics: request durations fall in the first bucket whose bound they do not exceed") {
+    CHECK(ublk::duration_bucket(0) == 0);
+    CHECK(ublk::duration_bucket(50'000) == 0);
+    CHECK(ublk::duration_bucket(50'001) == 1);
+    CHECK(ublk::duration_bucket(10'000'000'000) == ublk::kDurationBoundsNs.size() - 1);
+    CHECK(ublk::duration_bucket(10'000'000'001) == ublk::kDurationBuckets - 1);
+}
+
+TEST_CASE("metrics: unbd stats keeps its meaning over the per-op counters") {
+    ublk::IoCounters c;
+    nbd::BlockRequest r;
+    r.op = nbd::BlockOp::Read;
+    r.length = 4096;
+    c.started();
+    c.completed(r, 0, 1000);
+    c.started();
+    c.completed(r, -5, 1000);
+    r.op = nbd::BlockOp::Trim;
+    c.started();
+    c.completed(r, 0, 1000);
+    r.op = nbd::BlockOp::WriteZeroes;
+    c.started();
+    c.completed(r, 0, 1000);
+    c.refused();
+    c.started();
+    const ublk::IoStats s = c.snapshot();
+    CHECK(s.reads == 1);  // successful ones only, as before
+    CHECK(s.read_bytes == 4096);
+    CHECK(s.discards == 2);
+    CHECK(s.errors == 2);  // the failed read and the refused request
+    CHECK(s.in_flight == 1);
+    CHECK(s.writes == 0);
+}
+
+TEST_CASE("metrics: an address prints as it is read, for the state file") {
+    for (const char* text : {"127.0.0.1:9100", "[::1]:9100", ":9100", "0.0.0.0:1", "[fe80::1]:65535"}) {
+        CAPTURE(text);
+        CHECK(to_string(parse_listen_address(text)) == text);
+    }
 }
