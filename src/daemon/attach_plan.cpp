@@ -170,7 +170,9 @@ AttachPlan plan_attach(const AttachOptions& options) {
         throw Error("kernel too old: ublk lacks ioctl-encoded commands (Linux 6.4 or newer needed)");
     }
 
-    if (plan.uri.tls && !options.recover) effective.zero_copy = tls_zero_copy(effective.zero_copy);
+    // kTLS: the kernel encrypts, so the payload may stay in the kernel's pages.
+    const bool user_space_tls = plan.uri.tls && plan.uri.tls_settings.mode != nbd::TlsMode::Ktls;
+    if (user_space_tls && !options.recover) effective.zero_copy = tls_zero_copy(effective.zero_copy);
 
     nbd::ConnectOptions co;
     co.dead_peer_timeout = options.io_timeout;
@@ -206,8 +208,9 @@ AttachPlan plan_attach(const AttachOptions& options) {
     plan.durability = choose_durability(options.durability, first.can_flush() && !plan.params.read_only);
     for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
 
-    // With TLS the engine's socket is the tunnel's socketpair (nbd/tls_tunnel.h).
-    const int family = plan.uri.transport == nbd::Transport::Unix || plan.uri.tls ? AF_UNIX : AF_INET;
+    // With user-space TLS the engine's socket is the tunnel's socketpair
+    // (nbd/tls_tunnel.h); with kTLS the TCP socket itself.
+    const int family = plan.uri.transport == nbd::Transport::Unix || user_space_tls ? AF_UNIX : AF_INET;
     const uring::SocketOpSupport ops =
         uring::probe_socket_ops(family, options.payload_ops == nbd::PayloadOps::SendZcFixed);
     spdlog::debug("socket ops: {}", ops.describe());

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -34,6 +35,22 @@ std::string ssl_error_text() {
     }
     ERR_clear_error();
     return text;
+}
+
+// The kernel's TLS ULP is registered (the `tls` module loaded, or built in).
+bool kernel_has_tls_ulp() {
+    FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+    if (!f) return false;
+    char buf[256] = {};
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    std::string_view list(buf, n);
+    for (std::size_t pos = 0; (pos = list.find("tls", pos)) != std::string_view::npos; pos += 3) {
+        const bool starts = pos == 0 || list[pos - 1] == ' ';
+        const bool ends = pos + 3 == list.size() || list[pos + 3] == ' ' || list[pos + 3] == '\n';
+        if (starts && ends) return true;
+    }
+    return false;
 }
 
 [[noreturn]] void setup_failed(const std::string& what) {
@@ -99,10 +116,23 @@ struct TlsCallbacks {
 };
 
 TlsSession::TlsSession(const TlsSettings& settings, const std::string& host, std::string where)
-    : where_(std::move(where)), psk_(!settings.psk_file.empty()), verify_peer_(settings.verify_peer) {
+    : where_(std::move(where)),
+      psk_(!settings.psk_file.empty()),
+      verify_peer_(settings.verify_peer),
+      ktls_(settings.mode == TlsMode::Ktls) {
     ctx_.reset(SSL_CTX_new(TLS_client_method()));
     if (!ctx_) setup_failed("cannot create a TLS context");
     SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
+    if (ktls_) {
+        // OpenSSL 3.0 (Debian bookworm) offloads receive for TLS 1.2 only
+        // (1.3 RX came in 3.2), so 1.2 it is. OpenSSL hands the keys to the
+        // kernel itself (TCP_ULP "tls", SOL_TLS) when the handshake's keys
+        // are set, on the socket BIO of SSL_set_fd. No renegotiation: once
+        // the engine reads the socket, a handshake record would only be an
+        // EIO from recv (a lost connection, then a reconnect).
+        SSL_CTX_set_max_proto_version(ctx_.get(), TLS1_2_VERSION);
+        SSL_CTX_set_options(ctx_.get(), SSL_OP_ENABLE_KTLS | SSL_OP_NO_RENEGOTIATION);
+    }
     SSL_CTX_set_mode(ctx_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
     if (psk_) {
@@ -208,6 +238,30 @@ std::size_t TlsSession::read_some(std::span<std::byte> data, Clock::time_point d
             throw Error(explain_failure("reading the handshake", err), EPROTO);
         wait(err, deadline, "waiting for the server's handshake");
     }
+}
+
+std::string TlsSession::ktls_refusal() const {
+    SSL* s = ssl_.get();
+    const bool tx = BIO_get_ktls_send(SSL_get_wbio(s)) != 0;
+    const bool rx = BIO_get_ktls_recv(SSL_get_rbio(s)) != 0;
+    if (SSL_version(s) != TLS1_2_VERSION)
+        return std::string(SSL_get_version(s)) + " was negotiated, and this OpenSSL offloads receive for TLS 1.2 only";
+    if (!tx && !rx) {
+        if (!kernel_has_tls_ulp())
+            return "the kernel has no TLS support (no 'tls' in /proc/sys/net/ipv4/tcp_available_ulp: CONFIG_TLS, "
+                   "modprobe tls)";
+        const SSL_CIPHER* c = SSL_get_current_cipher(s);
+        return std::string("the kernel took neither direction for cipher ") + (c ? SSL_CIPHER_get_name(c) : "?") +
+               " (kTLS offloads AES-GCM, AES-CCM and CHACHA20-POLY1305 suites)";
+    }
+    if (!tx || !rx)
+        return std::string("the kernel took only the ") + (tx ? "send" : "receive") +
+               " direction (both are needed: the engine reads and writes the socket itself)";
+    // With both directions in the kernel, OpenSSL must hold nothing: bytes
+    // it read ahead would never reach the engine.
+    if (SSL_has_pending(s))
+        return "OpenSSL holds bytes received after the handshake, which the engine would never see";
+    return {};
 }
 
 void TlsSession::close_notify() noexcept {
