@@ -10,11 +10,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <string_view>
 
 #include "common/error.h"
+#include "nbd/ktls.h"
 
 namespace unbd::nbd {
 
@@ -35,22 +35,6 @@ std::string ssl_error_text() {
     }
     ERR_clear_error();
     return text;
-}
-
-// The kernel's TLS ULP is registered (the `tls` module loaded, or built in).
-bool kernel_has_tls_ulp() {
-    FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
-    if (!f) return false;
-    char buf[256] = {};
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    std::string_view list(buf, n);
-    for (std::size_t pos = 0; (pos = list.find("tls", pos)) != std::string_view::npos; pos += 3) {
-        const bool starts = pos == 0 || list[pos - 1] == ' ';
-        const bool ends = pos + 3 == list.size() || list[pos + 3] == ' ' || list[pos + 3] == '\n';
-        if (starts && ends) return true;
-    }
-    return false;
 }
 
 [[noreturn]] void setup_failed(const std::string& what) {
