@@ -299,6 +299,10 @@ std::string TlsSession::explain_failure(const char* during, int err) const {
                   reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA))
         return "the server refused our client certificate" + on + " (" + detail +
                "): put client-cert.pem and client-key.pem signed by its CA in --tls-certificates";
+    if (ktls_ && (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || reason == SSL_R_UNSUPPORTED_PROTOCOL))
+        return std::string("TLS failed ") + during + on + ": " + detail +
+               " (--tls-mode=ktls offers TLS 1.2 only, the version whose receive side this OpenSSL can give "
+               "the kernel; a server that wants 1.3 needs --tls-mode=userspace)";
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
         return std::string("the server closed the connection ") + during + on +
                (psk_ ? ": wrong pre-shared key, or a user it does not know?" : "");

@@ -50,4 +50,13 @@ GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_nbdkit -P "$TESTDIR/pid12"
   --tls=require --tls-certificates="$PKI" --tls-verify-peer memory 1M
 [[ $(tls_line --tls-mode=userspace "nbds://localhost:$port12/?tls-certificates=$PKI") == "userspace (TLSv1.2, x509, "* ]] ||
   fail "TLS 1.2 userspace"
+# A server that wants TLS 1.3: --tls-mode=ktls offers 1.2 only, and says so.
+printf '[overrides]\ndisabled-version = tls1.2\n' >"$TESTDIR/tls13.conf"
+port13=$(pick_port)
+GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls13.conf start_nbdkit -P "$TESTDIR/pid13" -i 127.0.0.1 -p "$port13" \
+  --tls=require --tls-certificates="$PKI" --tls-verify-peer memory 1M
+expect_fail "ktls against a TLS 1.3-only server" "$UNBD" info --tls-mode=ktls \
+  "nbds://localhost:$port13/?tls-certificates=$PKI"
+grep -q "(--tls-mode=ktls offers TLS 1.2 only, .* a server that wants 1.3 needs --tls-mode=userspace)" "$STDERR" ||
+  fail "unexpected message: $(cat "$STDERR")"
 echo PASS

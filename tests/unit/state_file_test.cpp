@@ -44,7 +44,7 @@ TEST_CASE("state file: what the daemon writes is what is read back") {
     CHECK(back.to_json() == s.to_json());
 }
 
-TEST_CASE("state file: the TLS mode is kept; null without TLS, absent in an older file") {
+TEST_CASE("state file: the TLS mode is kept - null without TLS, absent in an older file") {
     daemon::DeviceState s;
     s.id = 1;
     s.dev = "/dev/ublkb1";

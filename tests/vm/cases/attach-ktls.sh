@@ -13,10 +13,6 @@
 export UNBD_STATE_DIR=$TESTDIR/state; STATE_DIR=$UNBD_STATE_DIR
 cleanup_fn '"$UNBD" detach --all'
 modprobe tls || fail "the guest kernel has no tls module (CONFIG_TLS)"
-nbd_read() {  # nbd_read URI OFFSET LENGTH > FILE  (libnbd over its own TLS)
-  PATH=/usr/bin:$PATH nbdsh -c "h.set_uri_allow_local_file(True)" -c "h.connect_uri('$1')" \
-    -c "import sys; sys.stdout.buffer.write(h.pread($3, $2))"
-}
 # The established connections to the server on $port that run the tls ULP.
 ktls_sockets() { ss -tnie state established "( dport = :$port )" | grep -c 'tcp-ulp-tls' || true; }
 
@@ -30,7 +26,6 @@ start_server() {
 }
 start_server
 uri="nbds://localhost:$port/?tls-certificates=$PKI"
-libnbd_uri=$uri
 
 expect_fail "zero copy on with kTLS" "$UNBD" attach "$uri" --tls-mode=ktls --zero-copy=on
 grep -q "zero-copy=on cannot work with kernel TLS yet: its sendmsg refuses MSG_WAITALL" "$STDERR" ||
@@ -52,12 +47,7 @@ jq -e '.tls | startswith("ktls (TLSv1.2, x509, ")' <<<"$ATTACH_JSON" >/dev/null 
 [ "$(ktls_sockets)" = 2 ] || fail "expected 2 kTLS connections: $(ss -tnie state established)"
 ss -tnie state established "( dport = :$port )" | grep -o 'tcp-ulp-tls.*' | head -1
 
-fio --name=ktls --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k-256k --size=32M \
-  --iodepth=16 --verify=crc32c --verify_fatal=1 --output="$TESTDIR/fio.out" || { cat "$TESTDIR/fio.out"; fail "fio --verify on $DEV"; }
-head -c 4M /dev/urandom >"$TESTDIR/to-device"
-dd if="$TESTDIR/to-device" of="$DEV" bs=1M seek=40 oflag=direct conv=fsync status=none || fail "write $DEV"
-nbd_read "$libnbd_uri" $((40 << 20)) $((4 << 20)) >"$TESTDIR/from-export" || fail "libnbd read over TLS"
-cmp "$TESTDIR/to-device" "$TESTDIR/from-export" || fail "export differs from what was written to $DEV"
+check_tls_device "$DEV" "$uri"
 "$UNBD" list --json | jq -e --arg dev "$DEV" '.[] | select(.dev == $dev and .reconnects == 0)' >/dev/null ||
   fail "reconnects without a server restart: $("$UNBD" list --json)"
 
