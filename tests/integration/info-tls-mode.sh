@@ -8,9 +8,8 @@
 . "$(dirname "$0")/support/tls.sh"
 
 make_tls_credentials localhost
-port=$(pick_port)
-start_nbdkit -P "$TESTDIR/pid" -i 127.0.0.1 -p "$port" --tls=require --tls-certificates="$PKI" --tls-verify-peer \
-  memory 1M
+start_x509_nbdkit tls memory 1M
+port=$X509_PORT
 uri="nbds://localhost:$port/?tls-certificates=$PKI"
 
 tls_line() { "$UNBD" info "$@" | sed -n 's/^\ttls: //p'; }
@@ -45,16 +44,14 @@ grep -q "TLS options need TLS" "$STDERR" || fail "unexpected message: $(cat "$ST
 
 # A TLS 1.2 server: userspace says 1.2 too.
 printf '[overrides]\ndisabled-version = tls1.3\n' >"$TESTDIR/tls12.conf"
-port12=$(pick_port)
-GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_nbdkit -P "$TESTDIR/pid12" -i 127.0.0.1 -p "$port12" \
-  --tls=require --tls-certificates="$PKI" --tls-verify-peer memory 1M
+GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_x509_nbdkit tls12 memory 1M
+port12=$X509_PORT
 [[ $(tls_line --tls-mode=userspace "nbds://localhost:$port12/?tls-certificates=$PKI") == "userspace (TLSv1.2, x509, "* ]] ||
   fail "TLS 1.2 userspace"
 # A server that wants TLS 1.3: --tls-mode=ktls offers 1.2 only, and says so.
 printf '[overrides]\ndisabled-version = tls1.2\n' >"$TESTDIR/tls13.conf"
-port13=$(pick_port)
-GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls13.conf start_nbdkit -P "$TESTDIR/pid13" -i 127.0.0.1 -p "$port13" \
-  --tls=require --tls-certificates="$PKI" --tls-verify-peer memory 1M
+GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls13.conf start_x509_nbdkit tls13 memory 1M
+port13=$X509_PORT
 expect_fail "ktls against a TLS 1.3-only server" "$UNBD" info --tls-mode=ktls \
   "nbds://localhost:$port13/?tls-certificates=$PKI"
 grep -q "(--tls-mode=ktls offers TLS 1.2 only, .* a server that wants 1.3 needs --tls-mode=userspace)" "$STDERR" ||

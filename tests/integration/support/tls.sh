@@ -3,6 +3,11 @@
 #   require_tls_tools            certtool and psktool (gnutls-bin) or fail
 #   make_tls_credentials [HOST]  support/make-tls-credentials.sh into $TESTDIR/pki
 #                                (sets PKI)
+#   start_x509_nbdkit NAME PLUGIN [ARGS...]   nbdkit --tls=require with $PKI's
+#                                certificates (client certificates verified) on
+#                                127.0.0.1:$X509_PORT (a fresh port); pid file
+#                                $TESTDIR/NAME.pid; an env prefix
+#                                (GNUTLS_SYSTEM_PRIORITY_FILE=...) reaches nbdkit
 #   tls_libnbd_read URI OFFSET LENGTH > FILE   libnbd (nbdsh) over its own TLS
 #   check_tls_device DEV URI     fio --verify=crc32c through DEV, then 4 MiB
 #                                written at 40 MiB read back by libnbd from URI
@@ -17,6 +22,13 @@ make_tls_credentials() {
   PKI=$TESTDIR/pki
   "$UNBD_SOURCE_DIR/tests/integration/support/make-tls-credentials.sh" "$PKI" "${1:-localhost}" ||
     fail "cannot make TLS credentials"
+}
+
+start_x509_nbdkit() {
+  local name=$1; shift
+  X509_PORT=$(pick_port)
+  start_nbdkit -P "$TESTDIR/$name.pid" -i 127.0.0.1 -p "$X509_PORT" --tls=require --tls-certificates="$PKI" \
+    --tls-verify-peer "$@"
 }
 
 # The URI names credential files, which libnbd allows only when told.
