@@ -70,6 +70,7 @@ void add_list_command(CLI::App& app) {
                         j["connection"].get<std::string>().c_str(), j["queues"].get<unsigned>(),
                         j["depth"].get<unsigned>(), j["zero_copy"].get<std::string>().c_str(), j["pid"].get<int>(),
                         j["uri"].get<std::string>().c_str());
+            if (j["tls"].is_string()) std::printf("     tls: %s\n", j["tls"].get<std::string>().c_str());
             const std::string failure = j["last_failure"].get<std::string>();
             if (j["reconnects"].get<uint64_t>() > 0 || !failure.empty())
                 std::printf("     reconnects: %llu; last failure: %s\n",

@@ -27,13 +27,18 @@ void add_tls_options(CLI::App* cmd, TlsArgs& a) {
                               "do not verify the server's certificate (insecure: for tests)")
                     ->group(group);
     on->excludes(off);
+    cmd->add_option("--tls-mode", a.tls_mode,
+                    "who encrypts the data: ktls (the kernel; TCP, TLS 1.2, the tls module; fails clearly "
+                    "otherwise), userspace (a tunnel thread), auto (default: userspace, see DESIGN.md)")
+        ->check(CLI::IsMember({"auto", "ktls", "userspace"}))
+        ->group(group);
 }
 
 nbd::Uri apply_tls_options(nbd::Uri uri, const TlsArgs& a) {
     if (a.mode == "off" && uri.tls) throw usage_error("--tls=off contradicts the nbds:// URI, which requires TLS");
     if (a.mode == "require") uri.tls = true;
     const bool any = !a.certificates.empty() || !a.psk_file.empty() || !a.username.empty() || !a.hostname.empty() ||
-                     a.verify_peer || a.no_verify_peer;
+                     a.verify_peer || a.no_verify_peer || !a.tls_mode.empty();
     if (any && !uri.tls)
         throw usage_error("TLS options need TLS: use an nbds:// or nbds+unix:// URI, or --tls=require");
     nbd::TlsSettings& t = uri.tls_settings;
@@ -43,6 +48,7 @@ nbd::Uri apply_tls_options(nbd::Uri uri, const TlsArgs& a) {
     if (!a.hostname.empty()) t.hostname = a.hostname;
     if (a.verify_peer) t.verify_peer = true;
     if (a.no_verify_peer) t.verify_peer = false;
+    if (!a.tls_mode.empty()) t.mode = nbd::parse_tls_mode(a.tls_mode, "--tls-mode");
     if (!t.certificates.empty() && !t.psk_file.empty())
         throw usage_error("give TLS certificates or a PSK file, not both");
     // The daemon runs in "/" and reconnects later: relative paths would

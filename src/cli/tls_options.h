@@ -1,6 +1,6 @@
 // The TLS options `info` and `attach` share: --tls, --tls-certificates,
-// --tls-psk, --tls-username, --tls-hostname, --tls-verify-peer and
-// --no-tls-verify-peer. They override the URI's own TLS parameters; the
+// --tls-psk, --tls-username, --tls-hostname, --tls-verify-peer,
+// --no-tls-verify-peer and --tls-mode (kTLS or the user-space tunnel). They override the URI's own TLS parameters; the
 // result is a URI again (its to_string() carries them), so the state file,
 // `recover` and reconnects all see the same settings.
 #pragma once
@@ -21,6 +21,7 @@ struct TlsArgs {
     std::string hostname;
     bool verify_peer = false;
     bool no_verify_peer = false;
+    std::string tls_mode;  // --tls-mode: "", "auto", "ktls" or "userspace"
 };
 
 void add_tls_options(CLI::App* cmd, TlsArgs& args);

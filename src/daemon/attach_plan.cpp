@@ -105,13 +105,23 @@ void check_same_export(const nbd::ExportInfo& first, const nbd::ExportInfo& othe
 
 // User-space TLS encrypts in this process, so the payload must pass through
 // our buffers anyway: copy mode. The kernel's pages (zero copy) would only
-// add a copy into the tunnel's socketpair.
-ublk::ZeroCopyRequest tls_zero_copy(ublk::ZeroCopyRequest asked) {
+// add a copy into the tunnel's socketpair. kTLS could take them, but its
+// sendmsg refuses the MSG_WAITALL the fixed-buffer send chains need
+// (nbd/ktls.h; Linux 7.3): copy mode there too, one SENDMSG per chain.
+ublk::ZeroCopyRequest tls_zero_copy(ublk::ZeroCopyRequest asked, bool ktls,
+                                    std::optional<nbd::PayloadOps> payload) {
+    if (ktls && payload && *payload != nbd::PayloadOps::UserCopy)
+        throw usage_error(std::string("--payload-ops ") + nbd::name(*payload) +
+                          " cannot work with kernel TLS: its sendmsg refuses MSG_WAITALL, which the fixed-buffer "
+                          "send chains need; kTLS runs in copy mode (user_copy)");
     if (asked == ublk::ZeroCopyRequest::On)
-        throw usage_error("--zero-copy=on cannot work with TLS: unbd encrypts in user space (copy mode), so the "
-                          "payload must be in its own buffers; use --zero-copy=auto or off");
+        throw usage_error(ktls ? "--zero-copy=on cannot work with kernel TLS yet: its sendmsg refuses MSG_WAITALL, "
+                                 "which the fixed-buffer send chains need (copy mode); use --zero-copy=auto or off"
+                               : "--zero-copy=on cannot work with TLS: unbd encrypts in user space (copy mode), so "
+                                 "the payload must be in its own buffers; use --zero-copy=auto or off");
     if (asked == ublk::ZeroCopyRequest::Auto)
-        spdlog::info("zero copy off: TLS is done in user space, which needs the payload in unbd's buffers");
+        spdlog::info(ktls ? "zero copy off: kernel TLS refuses the fixed-buffer send chains' MSG_WAITALL"
+                          : "zero copy off: TLS is done in user space, which needs the payload in unbd's buffers");
     return ublk::ZeroCopyRequest::Off;
 }
 
@@ -171,7 +181,10 @@ AttachPlan plan_attach(const AttachOptions& options) {
         throw Error("kernel too old: ublk lacks ioctl-encoded commands (Linux 6.4 or newer needed)");
     }
 
-    if (plan.uri.tls && !options.recover) effective.zero_copy = tls_zero_copy(effective.zero_copy);
+    const bool ktls = plan.uri.tls && plan.uri.tls_settings.mode == nbd::TlsMode::Ktls;
+    const bool user_space_tls = plan.uri.tls && !ktls;
+    if (plan.uri.tls && !options.recover)
+        effective.zero_copy = tls_zero_copy(effective.zero_copy, ktls, options.payload_ops);
 
     nbd::ConnectOptions co;
     co.dead_peer_timeout = options.io_timeout;
@@ -207,8 +220,9 @@ AttachPlan plan_attach(const AttachOptions& options) {
     plan.durability = choose_durability(options.durability, first.can_flush() && !plan.params.read_only);
     for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
 
-    // With TLS the engine's socket is the tunnel's socketpair (nbd/tls_tunnel.h).
-    const int family = plan.uri.transport == nbd::Transport::Unix || plan.uri.tls ? AF_UNIX : AF_INET;
+    // With user-space TLS the engine's socket is the tunnel's socketpair
+    // (nbd/tls_tunnel.h); with kTLS the TCP socket itself.
+    const int family = plan.uri.transport == nbd::Transport::Unix || user_space_tls ? AF_UNIX : AF_INET;
     const uring::SocketOpSupport ops =
         uring::probe_socket_ops(family, options.payload_ops == nbd::PayloadOps::SendZcFixed);
     spdlog::debug("socket ops: {}", ops.describe());

@@ -82,6 +82,7 @@ DeviceState DeviceDaemon::start() {
     ::signal(SIGPIPE, SIG_IGN);
     control_ = std::make_unique<ublk::ControlDevice>();
     const unsigned nq = static_cast<unsigned>(plan_.connections.size());
+    state_.tls = plan_.connections.front().tls_description();  // before the queues take the tunnels
 
     for (unsigned q = 0; q < nq; ++q) counters_.push_back(std::make_unique<ublk::IoCounters>());
     open_metrics_endpoint();  // before the device: a port in use leaves nothing behind

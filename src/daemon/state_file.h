@@ -29,6 +29,10 @@ struct DeviceState {
     unsigned depth = 128;
     std::string zero_copy;         // "auto-buf-reg/send_recv_fixed", "off/read_write_fixed"
     std::string zero_copy_reason;
+    // "ktls (TLSv1.2, psk, ...)" / "userspace (...)" as the first connection
+    // negotiated it (reconnects keep the mode: it is in the URI); "" without
+    // TLS, null in the JSON.
+    std::string tls;
     bool read_only = false;
     uint32_t logical_block_size = 512;
     // The daemon's pid as its own pid namespace sees it: for display only

@@ -45,6 +45,7 @@ nlohmann::json DeviceState::to_json() const {
                           {"depth", depth},
                           {"zero_copy", zero_copy},
                           {"zero_copy_reason", zero_copy_reason},
+                          {"tls", tls.empty() ? nlohmann::json(nullptr) : nlohmann::json(tls)},
                           {"read_only", read_only},
                           {"logical_block_size", logical_block_size},
                           {"pid", pid},
@@ -81,6 +82,7 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.depth = number<unsigned>(j, "depth", 128);
     s.zero_copy = j.value("zero_copy", "");
     s.zero_copy_reason = j.value("zero_copy_reason", "");
+    if (const auto t = j.find("tls"); t != j.end() && t->is_string()) s.tls = t->get<std::string>();
     s.read_only = j.value("read_only", false);
     s.logical_block_size = number<uint32_t>(j, "logical_block_size", 512);
     s.pid = number<int>(j, "pid", 0);

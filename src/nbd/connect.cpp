@@ -255,14 +255,37 @@ struct Connector {
         hs.tls_started();
         spdlog::debug("TLS with {}: {}", uri.display(), tls->description());
         negotiate_tls(*tls, hs, deadline);
+        if (tls->wants_ktls()) return hand_to_kernel(std::move(fd));
         tunnel = std::make_unique<TlsTunnel>(std::move(tls), std::move(fd));
         return tunnel->take_engine_end();
+    }
+
+    // --tls-mode=ktls: the kernel encrypts and decrypts from here on; the
+    // engine gets the server socket itself (blocking, as without TLS) and
+    // OpenSSL is done. No close_notify at the end (the server sees a plain
+    // close after NBD_CMD_DISC); a record other than data (an alert) makes
+    // the engine's recv fail with EIO, which it takes as a lost connection.
+    Fd hand_to_kernel(Fd fd) {
+        if (const std::string why = tls->ktls_refusal(); !why.empty())
+            throw Error("--tls-mode=ktls: kernel TLS is not possible with " + uri.display() + ": " + why +
+                            " (--tls-mode=userspace works without it)",
+                        EOPNOTSUPP);
+        ktls_description = tls->description();
+        tls.reset();  // SSL_free neither sends nor closes: the fd stays ours
+        int flags = ::fcntl(fd.get(), F_GETFL);
+        if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) < 0)
+            throw Error(errno_text("fcntl(F_SETFL) on the NBD socket", errno), errno);
+        return fd;
     }
 
     // Connects with the right transport, runs the handshake; returns the fd
     // the transmission phase runs on.
     Fd run(Handshake& hs) {
         // TLS settings are checked (files read) before anything is connected.
+        if (uri.tls && uri.tls_settings.mode == TlsMode::Ktls && uri.transport != Transport::Tcp)
+            throw Error("--tls-mode=ktls needs TCP: the kernel's TLS works on TCP sockets only, and " + uri.display() +
+                            " is a Unix socket (--tls-mode=userspace works there)",
+                        EOPNOTSUPP);
         if (uri.tls) tls = std::make_unique<TlsSession>(uri.tls_settings, uri.host, uri.display());
         Fd fd;
         if (uri.transport == Transport::Tcp) {
@@ -286,6 +309,7 @@ struct Connector {
 
     std::unique_ptr<TlsSession> tls;   // nbds: until the tunnel takes it
     std::unique_ptr<TlsTunnel> tunnel;
+    std::string ktls_description;  // the kernel does TLS: "TLSv1.2, psk, ..."
 };
 
 }  // namespace
@@ -294,11 +318,12 @@ Connection connect_export(const Uri& uri, const ConnectOptions& options) {
     Connector c{uri, options, {}};
     Handshake hs({Handshake::Goal::Export, uri.export_name, options.structured_replies, uri.display(), uri.tls});
     Fd fd = c.run(hs);
-    return Connection{std::move(fd), hs.info(), std::move(c.tunnel)};
+    return Connection{std::move(fd), hs.info(), std::move(c.tunnel), std::move(c.ktls_description)};
 }
 
 std::string Connection::tls_description() const {
-    return tls ? "userspace (" + tls->description() + ")" : std::string();
+    if (tls) return "userspace (" + tls->description() + ")";
+    return ktls.empty() ? std::string() : "ktls (" + ktls + ")";
 }
 
 std::vector<ExportListing> list_exports(const Uri& uri, const ConnectOptions& options) {

@@ -35,11 +35,15 @@ struct Connection {
     // on a socketpair). It must live as long as the socket is used: whoever
     // keeps the socket keeps this too. Null without TLS.
     std::unique_ptr<TlsTunnel> tls;
+    // nbds with --tls-mode=ktls: `socket` is the server socket, the kernel
+    // encrypts (no tunnel); what was negotiated, "TLSv1.2, psk, ...".
+    std::string ktls;
 
-    // "userspace (TLSv1.3, psk, TLS_AES_128_GCM_SHA256)", or "" without TLS.
+    // "userspace (TLSv1.3, psk, TLS_AES_128_GCM_SHA256)",
+    // "ktls (TLSv1.2, x509, ECDHE-RSA-AES256-GCM-SHA384)", or "" without TLS.
     std::string tls_description() const;
     // The socket and its tunnel moved out, the info copied (it stays valid).
-    Connection take() { return Connection{std::move(socket), info, std::move(tls)}; }
+    Connection take() { return Connection{std::move(socket), info, std::move(tls), ktls}; }
 };
 
 // Throws unbd::Error with a one-line reason ("connection refused by ...",

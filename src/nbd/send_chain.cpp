@@ -144,7 +144,9 @@ void Session::start_sendmsg() {
     msg_.msg_iov = iov_.data();
     msg_.msg_iovlen = iov_.size();
     io_uring_sqe* sqe = ring_.get_sqe();
-    io_uring_prep_sendmsg(sqe, socket_.fd, &msg_, MSG_NOSIGNAL | MSG_WAITALL);
+    // MSG_WAITALL only to spare a resend: a short send is handled either way
+    // (on_send_cqe). kTLS refuses the flag (nbd/ktls.h).
+    io_uring_prep_sendmsg(sqe, socket_.fd, &msg_, MSG_NOSIGNAL | (kernel_tls_ ? 0 : MSG_WAITALL));
     if (socket_.fixed) sqe->flags |= IOSQE_FIXED_FILE;
     uring::set_user_data(sqe, user_data(kSend, send_value(kWholeChain, 0)));
     ++sqes_in_kernel_;

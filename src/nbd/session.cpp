@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "common/error.h"
+#include "nbd/ktls.h"
 #include "uring/user_data.h"
 
 namespace unbd::nbd {
@@ -48,6 +49,12 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
     if (!opt_.on_complete) throw Error("NBD session: on_complete is required");
     if (opt_.payload_ops == PayloadOps::UserCopy && opt_.buffer_kind != BufferKind::UserAddress)
         throw Error("NBD session: kernel-registered buffers need a fixed-buffer payload mode");
+    // kTLS (nbd/ktls.h): its sendmsg refuses MSG_WAITALL, which the linked
+    // fixed-buffer chains rely on; only one SENDMSG per chain works there.
+    kernel_tls_ = socket_uses_ktls(raw_fd_);
+    if (kernel_tls_ && opt_.payload_ops != PayloadOps::UserCopy)
+        throw Error(std::string("NBD session: payload mode ") + name(opt_.payload_ops) +
+                    " cannot run on a kernel TLS socket (its sendmsg refuses MSG_WAITALL): copy mode only");
     chunk_ = split_size(info_, opt_.max_request_bytes);
     // UserCopy sends a whole chain as one SQE; its cap is the iovec limit.
     opt_.max_chain_sqes = opt_.payload_ops == PayloadOps::UserCopy ? 1024u  // UIO_MAXIOV

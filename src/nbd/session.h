@@ -190,6 +190,7 @@ private:
 
     uring::Ring& ring_;
     uring::Target socket_;
+    bool kernel_tls_ = false;  // the socket runs kTLS (nbd/ktls.h): copy mode, no MSG_WAITALL
     int raw_fd_;
     ExportInfo info_;
     SessionOptions opt_;

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "nbd/ktls.h"
 
 namespace unbd::nbd {
 
@@ -99,10 +100,23 @@ struct TlsCallbacks {
 };
 
 TlsSession::TlsSession(const TlsSettings& settings, const std::string& host, std::string where)
-    : where_(std::move(where)), psk_(!settings.psk_file.empty()), verify_peer_(settings.verify_peer) {
+    : where_(std::move(where)),
+      psk_(!settings.psk_file.empty()),
+      verify_peer_(settings.verify_peer),
+      ktls_(settings.mode == TlsMode::Ktls) {
     ctx_.reset(SSL_CTX_new(TLS_client_method()));
     if (!ctx_) setup_failed("cannot create a TLS context");
     SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
+    if (ktls_) {
+        // OpenSSL 3.0 (Debian bookworm) offloads receive for TLS 1.2 only
+        // (1.3 RX came in 3.2), so 1.2 it is. OpenSSL hands the keys to the
+        // kernel itself (TCP_ULP "tls", SOL_TLS) when the handshake's keys
+        // are set, on the socket BIO of SSL_set_fd. No renegotiation: once
+        // the engine reads the socket, a handshake record would only be an
+        // EIO from recv (a lost connection, then a reconnect).
+        SSL_CTX_set_max_proto_version(ctx_.get(), TLS1_2_VERSION);
+        SSL_CTX_set_options(ctx_.get(), SSL_OP_ENABLE_KTLS | SSL_OP_NO_RENEGOTIATION);
+    }
     SSL_CTX_set_mode(ctx_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
     if (psk_) {
@@ -210,6 +224,30 @@ std::size_t TlsSession::read_some(std::span<std::byte> data, Clock::time_point d
     }
 }
 
+std::string TlsSession::ktls_refusal() const {
+    SSL* s = ssl_.get();
+    const bool tx = BIO_get_ktls_send(SSL_get_wbio(s)) != 0;
+    const bool rx = BIO_get_ktls_recv(SSL_get_rbio(s)) != 0;
+    if (SSL_version(s) != TLS1_2_VERSION)
+        return std::string(SSL_get_version(s)) + " was negotiated, and this OpenSSL offloads receive for TLS 1.2 only";
+    if (!tx && !rx) {
+        if (!kernel_has_tls_ulp())
+            return "the kernel has no TLS support (no 'tls' in /proc/sys/net/ipv4/tcp_available_ulp: CONFIG_TLS, "
+                   "modprobe tls)";
+        const SSL_CIPHER* c = SSL_get_current_cipher(s);
+        return std::string("the kernel took neither direction for cipher ") + (c ? SSL_CIPHER_get_name(c) : "?") +
+               " (kTLS offloads AES-GCM, AES-CCM and CHACHA20-POLY1305 suites)";
+    }
+    if (!tx || !rx)
+        return std::string("the kernel took only the ") + (tx ? "send" : "receive") +
+               " direction (both are needed: the engine reads and writes the socket itself)";
+    // With both directions in the kernel, OpenSSL must hold nothing: bytes
+    // it read ahead would never reach the engine.
+    if (SSL_has_pending(s))
+        return "OpenSSL holds bytes received after the handshake, which the engine would never see";
+    return {};
+}
+
 void TlsSession::close_notify() noexcept {
     if (ssl_ && fd_ >= 0) (void)SSL_shutdown(ssl_.get());
     ERR_clear_error();
@@ -261,6 +299,10 @@ std::string TlsSession::explain_failure(const char* during, int err) const {
                   reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA))
         return "the server refused our client certificate" + on + " (" + detail +
                "): put client-cert.pem and client-key.pem signed by its CA in --tls-certificates";
+    if (ktls_ && (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || reason == SSL_R_UNSUPPORTED_PROTOCOL))
+        return std::string("TLS failed ") + during + on + ": " + detail +
+               " (--tls-mode=ktls offers TLS 1.2 only, the version whose receive side this OpenSSL can give "
+               "the kernel; a server that wants 1.3 needs --tls-mode=userspace)";
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
         return std::string("the server closed the connection ") + during + on +
                (psk_ ? ": wrong pre-shared key, or a user it does not know?" : "");

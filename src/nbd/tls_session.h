@@ -14,7 +14,10 @@
 //   deadline (poll), and throw unbd::Error with one line a person can act on
 //   ("the server's certificate is signed by an unknown CA ...").
 // - After the NBD handshake, the session moves into a TlsTunnel (tls_tunnel.h),
-//   which drives it without deadlines.
+//   which drives it without deadlines -- or, with TlsMode::Ktls, the kernel
+//   has the keys both ways (OpenSSL's SSL_OP_ENABLE_KTLS on the real fd;
+//   TLS capped at 1.2, renegotiation off) and the session is dropped: the
+//   engine runs on the socket itself (ktls_refusal() says whether it may).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -78,6 +81,12 @@ public:
     // "TLSv1.3, x509, TLS_AES_256_GCM_SHA384": for `unbd info` and the logs.
     std::string description() const;
     const std::string& where() const { return where_; }
+    // TlsMode::Ktls asked for.
+    bool wants_ktls() const { return ktls_; }
+    // After the handshake: "" when the kernel encrypts and decrypts (kTLS
+    // TX and RX both on, nothing buffered in OpenSSL), else why not, as a
+    // clause ("the kernel has no TLS support (...)").
+    std::string ktls_refusal() const;
     // x509 with client-cert.pem and client-key.pem loaded.
     bool has_client_certificate() const { return client_certificate_; }
 
@@ -93,6 +102,7 @@ private:
     bool psk_ = false;
     bool verify_peer_ = true;
     bool client_certificate_ = false;
+    bool ktls_ = false;
     std::string checked_host_;
     PskKey psk_key_;
     SslCtxPtr ctx_;

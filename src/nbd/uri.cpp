@@ -125,6 +125,8 @@ void parse_tls_parameter(const std::string& key, const std::string& value, Uri& 
         t.hostname = non_empty();
     } else if (key == "tls-verify-peer") {
         t.verify_peer = parse_bool(key, value);
+    } else if (key == "tls-mode") {
+        t.mode = parse_tls_mode(value, "'tls-mode' in the URI");
     } else if (key == "tls-type") {
         // The type follows from the credentials given; only check it.
         if (value != "x509" && value != "psk") {
@@ -241,7 +243,23 @@ std::string Uri::to_string() const {
     if (!t.username.empty()) add("tls-username", t.username);
     if (!t.hostname.empty()) add("tls-hostname", t.hostname);
     if (!t.verify_peer) add("tls-verify-peer", "0");
+    if (t.mode != TlsMode::Auto) add("tls-mode", name(t.mode));
     return text + query;
+}
+
+const char* name(TlsMode mode) {
+    switch (mode) {
+        case TlsMode::Ktls: return "ktls";
+        case TlsMode::Userspace: return "userspace";
+        case TlsMode::Auto: break;
+    }
+    return "auto";
+}
+
+TlsMode parse_tls_mode(const std::string& text, const std::string& what) {
+    for (TlsMode m : {TlsMode::Auto, TlsMode::Ktls, TlsMode::Userspace})
+        if (text == name(m)) return m;
+    throw usage_error("bad " + what + " '" + text + "' (expected auto, ktls or userspace)");
 }
 
 }  // namespace unbd::nbd

@@ -6,7 +6,8 @@
 // TLS query parameters: tls-type=x509|psk, tls-hostname, tls-verify-peer
 // (the spec's), tls-certificates=DIR and tls-psk-file=FILE (libnbd's, which
 // nbdkit hands out in $uri); the user name of a PSK is the URI's userinfo
-// (nbds://alice@host/) or tls-username.
+// (nbds://alice@host/) or tls-username. unbd's own: tls-mode=auto|ktls|
+// userspace (the data path; see TlsMode).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,17 @@ namespace unbd::nbd {
 
 enum class Transport { Tcp, Unix };
 
+// Who encrypts the data path (DESIGN.md, TLS). Userspace: OpenSSL in a
+// tunnel thread (any kernel, any TLS version). Ktls: the kernel's `tls` ULP
+// both ways, the engine on the real socket; needs TCP, TLS 1.2 (Debian
+// bookworm's OpenSSL 3.0 offloads receive for 1.2 only) and CONFIG_TLS
+// (RX offload: Linux 4.17+), and fails clearly otherwise. Auto: what the
+// measurements chose (today: userspace, see DESIGN.md).
+enum class TlsMode { Auto, Ktls, Userspace };
+const char* name(TlsMode mode);
+// "auto", "ktls" or "userspace"; throws usage_error naming `what` otherwise.
+TlsMode parse_tls_mode(const std::string& text, const std::string& what);
+
 // What a TLS connection uses. Empty certificates and psk_file: the system's
 // CA store, x509.
 struct TlsSettings {
@@ -24,6 +36,7 @@ struct TlsSettings {
     std::string username;       // PSK identity; "" = the current user
     std::string hostname;       // checked against the certificate; "" = the URI's host
     bool verify_peer = true;
+    TlsMode mode = TlsMode::Auto;
 
     bool operator==(const TlsSettings&) const = default;
 };

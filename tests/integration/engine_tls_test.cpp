@@ -103,7 +103,38 @@ void writes_then_reads(const std::string& uri, uint16_t qd, uint32_t size, std::
     CHECK(fe->disconnect());
 }
 
+// GnuTLS's system priority file without TLS 1.3, for the servers (and
+// libnbd) started while it lives: TLS 1.2, what kTLS receive offload needs.
+struct GnutlsTls12Only {
+    std::string path;
+    GnutlsTls12Only() {
+        char tmpl[] = "/tmp/unbd-tls12.XXXXXX";
+        const int fd = ::mkstemp(tmpl);
+        REQUIRE(fd >= 0);
+        path = tmpl;
+        const std::string conf = "[overrides]\ndisabled-version = tls1.3\n";
+        REQUIRE(::write(fd, conf.data(), conf.size()) == static_cast<ssize_t>(conf.size()));
+        ::close(fd);
+        ::setenv("GNUTLS_SYSTEM_PRIORITY_FILE", path.c_str(), 1);
+    }
+    ~GnutlsTls12Only() {
+        ::unsetenv("GNUTLS_SYSTEM_PRIORITY_FILE");
+        ::unlink(path.c_str());
+    }
+};
+
 }  // namespace
+
+TEST_CASE("tls engine: TLS 1.2 (the server limited to it), x509 over TCP, data both ways, checked by libnbd") {
+    GnutlsTls12Only tls12;
+    TlsServer s(false);
+    {
+        nbd::Connection c = nbd::connect_export(nbd::parse_uri(s.uri + "&tls-mode=userspace"), {});
+        CHECK(c.tls_description().rfind("userspace (TLSv1.2, x509, ", 0) == 0);
+    }
+    writes_then_reads(s.uri, 16, 64 << 10, 64, 6, nbd::PayloadOps::UserCopy);
+    writes_then_reads(s.uri, 32, 4096, 256, 7, nbd::PayloadOps::UserCopy);
+}
 
 TEST_CASE("tls engine: PSK over a Unix socket, data both ways, checked by libnbd") {
     TlsServer s(true);

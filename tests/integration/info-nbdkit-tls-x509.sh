@@ -7,9 +7,8 @@
 . "$(dirname "$0")/support/tls.sh"
 
 make_tls_credentials localhost
-port=$(pick_port)
-start_nbdkit -P "$TESTDIR/pid" -i 127.0.0.1 -p "$port" --tls=require --tls-certificates="$PKI" --tls-verify-peer \
-  memory 1M
+start_x509_nbdkit tls memory 1M
+port=$X509_PORT
 uri="nbds://localhost:$port/?tls-certificates=$PKI"
 
 agree_with_nbdinfo "$uri"
@@ -49,9 +48,8 @@ grep -q "the server requires TLS (nbd://localhost:$port/): use an nbds:// URI or
 
 # TLS 1.2 (the server limited to it: GnuTLS's system priority file).
 printf '[overrides]\ndisabled-version = tls1.3\n' >"$TESTDIR/tls12.conf"
-port12=$(pick_port)
-GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_nbdkit -P "$TESTDIR/pid12" -i 127.0.0.1 -p "$port12" \
-  --tls=require --tls-certificates="$PKI" --tls-verify-peer memory 1M
+GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_x509_nbdkit tls12 memory 1M
+port12=$X509_PORT
 "$UNBD" info --tls-certificates "$PKI" "nbds://localhost:$port12/" >"$TESTDIR/out" || fail "TLS 1.2 x509"
 grep -q $'^\ttls: userspace (TLSv1.2, x509, ' "$TESTDIR/out" || fail "not TLS 1.2: $(cat "$TESTDIR/out")"
 expect_fail "TLS 1.2, host name mismatch" "$UNBD" info --tls-certificates "$PKI" --tls-hostname wrong.example \

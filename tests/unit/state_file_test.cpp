@@ -44,6 +44,17 @@ TEST_CASE("state file: what the daemon writes is what is read back") {
     CHECK(back.to_json() == s.to_json());
 }
 
+TEST_CASE("state file: the TLS mode is kept - null without TLS, absent in an older file") {
+    daemon::DeviceState s;
+    s.id = 1;
+    s.dev = "/dev/ublkb1";
+    CHECK(s.to_json()["tls"].is_null());
+    s.tls = "ktls (TLSv1.2, psk, ECDHE-PSK-CHACHA20-POLY1305)";
+    CHECK(s.to_json()["tls"] == s.tls);
+    CHECK(daemon::parse_state(s.to_json().dump(), kPath).tls == s.tls);
+    CHECK(daemon::parse_state("{\"id\": 1, \"dev\": \"/dev/ublkb1\"}", kPath).tls.empty());
+}
+
 TEST_CASE("state file: corrupt text, a newer version or a missing id are refused with the file named") {
     CHECK(refusal("{\"id\": 3, \"dev\": \"/dev/ublkb3\"").find("is corrupt") != std::string::npos);
     CHECK(refusal("{\"version\": 2, \"id\": 3, \"dev\": \"/dev/ublkb3\"}").find("newer unbd") != std::string::npos);

@@ -6,6 +6,7 @@
 
 using unbd::nbd::parse_uri;
 using unbd::nbd::Transport;
+using unbd::nbd::TlsMode;
 
 namespace {
 std::string error_of(const std::string& text) {
@@ -113,6 +114,21 @@ TEST_CASE("uri: nbds:// and nbds+unix:// with TLS parameters") {
     CHECK(parse_uri("nbd://user@h/x").tls_settings.username.empty());
     CHECK(parse_uri("nbds+unix://alice@/d?socket=/s").tls_settings.username == "alice");  // libnbd's form
     CHECK(error_of("nbd+unix://alice@/d?socket=/s").find("take no host") != std::string::npos);
+}
+
+TEST_CASE("uri: tls-mode survives the round trip (the state file, recover and reconnects use it)") {
+    CHECK(parse_uri("nbds://h/x").tls_settings.mode == TlsMode::Auto);
+    auto k = parse_uri("nbds://h/x?tls-mode=ktls&tls-psk-file=/k");
+    CHECK(k.tls_settings.mode == TlsMode::Ktls);
+    CHECK(k.to_string() == "nbds://h:10809/x?tls-psk-file=/k&tls-mode=ktls");
+    CHECK(parse_uri(k.to_string()).tls_settings == k.tls_settings);
+    auto u = parse_uri("nbds+unix:///d?socket=/s&tls-mode=userspace");
+    CHECK(u.tls_settings.mode == TlsMode::Userspace);
+    CHECK(parse_uri(u.to_string()).tls_settings.mode == TlsMode::Userspace);
+    CHECK(parse_uri("nbds://h/x?tls-mode=auto").to_string() == "nbds://h:10809/x");  // auto is the default
+    CHECK(error_of("nbds://h/x?tls-mode=kernel").find("bad 'tls-mode' in the URI 'kernel' (expected auto, ktls or "
+                                                      "userspace)") != std::string::npos);
+    CHECK(error_of("nbd://h/x?tls-mode=ktls").find("needs TLS") != std::string::npos);
 }
 
 TEST_CASE("uri: bad TLS parameters are refused clearly") {

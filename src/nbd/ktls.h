@@ -1,0 +1,24 @@
+// Kernel TLS (the `tls` TCP ULP, CONFIG_TLS) as the engine sees it: whether
+// the kernel has it, and whether a socket runs it. --tls-mode=ktls puts the
+// keys there (OpenSSL does, nbd/tls_session.h); the engine then sends and
+// receives on that socket itself, and must speak the way kTLS accepts:
+// - sendmsg takes no MSG_WAITALL: tls_sw_sendmsg() refuses any flag beyond
+//   MSG_MORE/DONTWAIT/NOSIGNAL/EOR/... with EOPNOTSUPP (seen on Linux 7.3;
+//   TCP ignores the flag). So the linked fixed-buffer send chains, whose
+//   short-send safety is MSG_WAITALL, cannot run on it: copy mode (one
+//   SENDMSG per chain, a short send resent by the engine) is what works.
+// - a record that is not data (an alert; renegotiation is off, TLS 1.2 has
+//   no post-handshake tickets) fails a plain recv with EIO: the engine takes
+//   it as a lost connection, and the reconnect redoes the TLS handshake.
+// Receive offload needs Linux 4.17+, TLS 1.3 offload 5.1+ (and OpenSSL 3.2+
+// for 1.3 receive, which Debian bookworm does not have).
+#pragma once
+
+namespace unbd::nbd {
+
+// "tls" is among /proc/sys/net/ipv4/tcp_available_ulp (module loaded or built in).
+bool kernel_has_tls_ulp();
+// The socket's TCP ULP is "tls" (false for Unix sockets, plain TCP, errors).
+bool socket_uses_ktls(int fd);
+
+}  // namespace unbd::nbd

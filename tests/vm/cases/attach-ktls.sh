@@ -1,0 +1,78 @@
+#!/bin/bash
+# attach nbds:// with --tls-mode=ktls: the kernel's TLS (the `tls` module)
+# encrypts and decrypts on the engine's own TCP socket, no tunnel. Asserts it
+# really is kTLS (`ss` shows tcp-ulp-tls on every connection; `unbd list`
+# says ktls, TLSv1.2), copy mode (--zero-copy=on refused, saying why), fio
+# --verify=crc32c through the device, the bytes checked by libnbd over its own
+# TLS, a server killed and restarted (the reconnect redoes kTLS), the same
+# server with --tls-mode=userspace (no ULP on the socket), kTLS on a Unix
+# socket refused, and detach leaving nothing behind.
+# Runs in the guest: tests/vm/run -- bash THIS.
+. "$(dirname "$0")/../lib.sh"
+. "$UNBD_SOURCE_DIR/tests/integration/support/tls.sh"
+export UNBD_STATE_DIR=$TESTDIR/state; STATE_DIR=$UNBD_STATE_DIR
+cleanup_fn '"$UNBD" detach --all'
+modprobe tls || fail "the guest kernel has no tls module (CONFIG_TLS)"
+# The established connections to the server on $port that run the tls ULP.
+ktls_sockets() { ss -tnie state established "( dport = :$port )" | grep -c 'tcp-ulp-tls' || true; }
+
+make_tls_credentials localhost
+disk=$TESTDIR/disk.img
+truncate -s 64M "$disk"
+port=$(pick_port)
+start_server() {
+  start_nbdkit -P "$TESTDIR/x509.pid" -i 127.0.0.1 -p "$port" --tls=require --tls-certificates="$PKI" \
+    --tls-verify-peer file "$disk"
+}
+start_server
+uri="nbds://localhost:$port/?tls-certificates=$PKI"
+
+expect_fail "zero copy on with kTLS" "$UNBD" attach "$uri" --tls-mode=ktls --zero-copy=on
+grep -q "zero-copy=on cannot work with kernel TLS yet: its sendmsg refuses MSG_WAITALL" "$STDERR" ||
+  fail "unexpected message: $(cat "$STDERR")"
+expect_fail "kTLS on a Unix socket" "$UNBD" attach --tls-mode=ktls \
+  "nbds+unix:///?socket=$TESTDIR/none.sock&tls-certificates=$PKI"
+grep -q "tls-mode=ktls needs TCP" "$STDERR" || fail "unexpected message: $(cat "$STDERR")"
+
+echo "== attach --tls-mode=ktls -q 2"
+attach "$uri" --tls-mode=ktls -q 2
+pid=$(jq -r .pid <<<"$ATTACH_JSON")
+[[ $ZC == off/* ]] || fail "kTLS must run in copy mode, got $ZC"
+[ "$QUEUES" = 2 ] || fail "expected 2 queues, got $QUEUES"
+jq -e '.tls | startswith("ktls (TLSv1.2, x509, ")' <<<"$ATTACH_JSON" >/dev/null ||
+  fail "attach --json tls: $(jq .tls <<<"$ATTACH_JSON")"
+"$UNBD" list --json | jq -e --arg dev "$DEV" '.[] | select(.dev == $dev and (.tls | startswith("ktls (TLSv1.2")) and
+  (.uri | contains("tls-mode=ktls")))' >/dev/null || fail "unbd list --json: $("$UNBD" list --json)"
+"$UNBD" list | grep -q '^     tls: ktls (TLSv1.2, x509, ' || fail "unbd list: $("$UNBD" list)"
+[ "$(ktls_sockets)" = 2 ] || fail "expected 2 kTLS connections: $(ss -tnie state established)"
+ss -tnie state established "( dport = :$port )" | grep -o 'tcp-ulp-tls.*' | head -1
+
+check_tls_device "$DEV" "$uri"
+"$UNBD" list --json | jq -e --arg dev "$DEV" '.[] | select(.dev == $dev and .reconnects == 0)' >/dev/null ||
+  fail "reconnects without a server restart: $("$UNBD" list --json)"
+
+echo "== server killed and restarted"
+_kill_pidfile "$TESTDIR/x509.pid"
+start_server
+dd if="$DEV" of="$TESTDIR/back" bs=1M skip=40 count=4 iflag=direct status=none || fail "read after restart"
+cmp "$TESTDIR/to-device" "$TESTDIR/back" || fail "data differs after the reconnect"
+"$UNBD" list --json | jq -e --arg dev "$DEV" '.[] | select(.dev == $dev and .reconnects >= 1)' >/dev/null ||
+  fail "no reconnect counted: $("$UNBD" list --json)"
+wait_until 10 '[ "$(ktls_sockets)" = 2 ]' || fail "the reconnected connections are not kTLS: $(ss -tnie state established)"
+fio --name=ktls2 --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k-64k --size=8M \
+  --iodepth=8 --verify=crc32c --verify_fatal=1 --output="$TESTDIR/fio2.out" || { cat "$TESTDIR/fio2.out"; fail "fio after reconnect"; }
+
+detach "$ID"
+! kill -0 "$pid" 2>/dev/null || fail "daemon $pid still running after detach"
+[ "$(ktls_sockets)" = 0 ] || fail "kTLS connections left after detach"
+
+echo "== the same server, --tls-mode=userspace"
+attach "$uri" --tls-mode=userspace
+jq -e '.tls | startswith("userspace (TLSv1.3, x509, ")' <<<"$ATTACH_JSON" >/dev/null ||
+  fail "attach --json tls: $(jq .tls <<<"$ATTACH_JSON")"
+[ "$(ktls_sockets)" = 0 ] || fail "userspace mode runs the tls ULP"
+dd if="$DEV" of="$TESTDIR/back2" bs=1M skip=40 count=4 iflag=direct status=none || fail "read (userspace)"
+cmp "$TESTDIR/to-device" "$TESTDIR/back2" || fail "data differs (userspace)"
+detach "$ID"
+expect_no_devices
+echo "PASS"
