@@ -31,6 +31,7 @@
 #include "daemon/detach.h"
 #include "daemon/device_daemon.h"
 #include "daemon/mount_namespace.h"
+#include "daemon/unprivileged.h"
 #include "daemon/liveness.h"
 #include "nbd/uri.h"
 #include "ublk/control_device.h"
@@ -147,7 +148,6 @@ std::string become_daemon() {
         ::dup2(null, STDOUT_FILENO);
         ::close(null);
     }
-    ::mkdir(daemon::state_dir().c_str(), 0755);
     const std::string log = daemon::state_dir() + "/daemon-" + std::to_string(::getpid()) + ".log";
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
@@ -178,6 +178,7 @@ void run_foreground(daemon::AttachPlan plan, bool json) {
 }
 
 void run_background(daemon::AttachPlan plan, bool json) {
+    daemon::ensure_state_dir();  // its log goes there: fail here, in one line, not in the child
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(errno_text("pipe", errno), errno);
     Fd read_end(fds[0]), write_end(fds[1]);
@@ -284,10 +285,22 @@ void add_attach_command(CLI::App& app) {
     cmd->add_option("--metrics", args->metrics,
                     "serve Prometheus metrics on ADDR:PORT (127.0.0.1:9100, [::1]:9100, :9100 for every "
                     "address): /metrics, /healthz, /readyz (default: off)");
+    cmd->add_flag("--unprivileged", args->options.unprivileged,
+                  "make a device its (non-root) user owns; automatic when not root (README: Unprivileged devices)");
     cmd->add_flag("--foreground", args->foreground, "stay in the foreground (systemd, containers)");
     cmd->add_flag("--json", args->json, "print the device as a JSON object");
     add_tls_options(cmd, args->tls);
-    cmd->callback([args] {
+    cmd->callback([args, cmd] {
+        // An unprivileged device's daemon is killed when a request waits 30 s
+        // (daemon/unprivileged.h): shorter defaults, so I/O fails first.
+        if (daemon::making_unprivileged_devices()) {
+            using std::chrono::seconds, std::chrono::duration_cast;
+            if (cmd->count("--io-timeout") == 0)
+                args->io_timeout = std::to_string(duration_cast<seconds>(daemon::kUnprivilegedIoTimeout).count());
+            if (cmd->count("--reconnect-timeout") == 0)
+                args->reconnect_timeout =
+                    std::to_string(duration_cast<seconds>(daemon::kUnprivilegedReconnectTimeout).count());
+        }
         // The TLS options become part of the URI (kept in the state file).
         args->options.uri_text = apply_tls_options(nbd::parse_uri(args->options.uri_text), args->tls).to_string();
         args->options.zero_copy = ublk::parse_zero_copy(args->zero_copy);

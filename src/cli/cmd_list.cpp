@@ -71,6 +71,8 @@ void add_list_command(CLI::App& app) {
                         j["depth"].get<unsigned>(), j["zero_copy"].get<std::string>().c_str(), j["pid"].get<int>(),
                         j["uri"].get<std::string>().c_str());
             if (j["tls"].is_string()) std::printf("     tls: %s\n", j["tls"].get<std::string>().c_str());
+            if (j["owner_uid"].get<uint32_t>() != 0)
+                std::printf("     owner: uid %u (an unprivileged device)\n", j["owner_uid"].get<uint32_t>());
             const std::string failure = j["last_failure"].get<std::string>();
             if (j["reconnects"].get<uint64_t>() > 0 || !failure.empty())
                 std::printf("     reconnects: %llu; last failure: %s\n",

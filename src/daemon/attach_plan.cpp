@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "daemon/udev_names.h"
+#include "daemon/unprivileged.h"
 #include "proto/ublk_uapi.h"
 #include "ublk/control_device.h"
 #include "uring/probe.h"
@@ -152,14 +153,16 @@ AttachPlan plan_attach(const AttachOptions& options) {
                           std::to_string(2ull * options.buffer_bytes >> 10) + "K (two of the largest requests)");
 
     // ublk first: no point connecting when the device cannot be made.
-    if (::geteuid() != 0) {
-        throw Error("unbd attach must run as root (it creates block devices through /dev/ublk-control)");
-    }
+    plan.unprivileged = making_unprivileged_devices();
+    if (options.unprivileged && !plan.unprivileged)
+        throw usage_error("--unprivileged is for ordinary users: the kernel makes every device root creates a "
+                          "privileged one");
     AttachOptions effective = options;
     P::ublk_params device_params{};
     {
         ublk::ControlDevice control;
         plan.features = control.features();
+        if (plan.unprivileged) effective.zero_copy = check_unprivileged(options, plan.features);
         if (options.recover) {
             if (!options.dev_id) throw Error("recovering needs the device's id");
             plan.device = recoverable_device(control, *options.dev_id);

@@ -2,7 +2,8 @@
 // done in the calling process, so a wrong URI, an unreachable server or a
 // kernel without ublk is reported synchronously, before any fork.
 //
-//   1. ublk present? features (GET_FEATURES) -> too-old / not-root errors
+//   1. ublk present? features (GET_FEATURES) -> too-old errors; not root:
+//      an unprivileged device, and what it cannot do (daemon/unprivileged.h)
 //   2. connect the first connection; queues = -q, else 1 without
 //      CAN_MULTI_CONN, else min(CPUs, 4)
 //   3. connect the others; each must see the same size and flags
@@ -52,6 +53,9 @@ struct AttachOptions {
     // Serve the existing, quiesced device dev_id instead of making one
     // (`unbd recover`); queues, depth and zero copy come from the device.
     bool recover = false;
+    // --unprivileged: insist on an unprivileged device (daemon/unprivileged.h);
+    // a non-root user gets one anyway.
+    bool unprivileged = false;
 };
 
 struct AttachPlan {
@@ -65,6 +69,7 @@ struct AttachPlan {
     nbd::Durability durability = nbd::Durability::TrustServer;  // what the log does
     nbd::ConnectOptions connect;        // as used, for reconnecting
     ublk::DevInfo device{};             // recover: the existing device (GET_DEV_INFO)
+    bool unprivileged = false;          // make a UBLK_F_UNPRIVILEGED_DEV device (not root)
     std::vector<std::string> warnings;  // for stderr
 };
 

@@ -94,7 +94,11 @@ void write_all(int fd, const std::string& text, Clock::time_point deadline, cons
 
 }  // namespace
 
-std::string control_socket_path(uint32_t id) { return state_dir() + "/" + std::to_string(id) + ".sock"; }
+std::string control_socket_path(uint32_t id) {
+    // Beside the state file: root reaches a user's daemon in that user's dir.
+    const std::string state = state_path(id);
+    return state.substr(0, state.rfind('/')) + "/" + std::to_string(id) + ".sock";
+}
 
 void remove_control_socket(uint32_t id) noexcept { ::unlink(control_socket_path(id).c_str()); }
 
@@ -104,7 +108,7 @@ ControlServer::ControlServer(uint32_t id, Handler handler)
     : path_(control_socket_path(id)), handler_(std::move(handler)), listen_(unix_socket(0)),
       wake_(::eventfd(0, EFD_CLOEXEC)) {
     if (!wake_) throw Error(errno_text("cannot create an eventfd", errno), errno);
-    ::mkdir(state_dir().c_str(), 0755);
+    ensure_state_dir();
     // A socket file left by a daemon that was killed: nobody listens on it.
     // One that still accepts may belong to a daemon just killed whose files
     // are still being closed (`unbd recover` right after SIGKILL): allow it 2 s.

@@ -43,12 +43,16 @@ bool device_gone(uint32_t id) {
 }
 
 // STOP_DEV + DEL_DEV without a daemon. Returns false when no such device.
-// Without a state file only a device unbd made (its mark) is deleted.
-bool delete_directly(uint32_t id, bool have_state) {
+// Without a state file only a device unbd made (its mark) is deleted. A
+// state file vouches for a device only when its owner could have made it:
+// root, or the user owning that (unprivileged) device -- not a file a user
+// planted for a number that is someone else's.
+bool delete_directly(uint32_t id, std::optional<uint32_t> state_owner) {
     ublk::ControlDevice control;
     const std::optional<ublk::DevInfo> info = control.find(id);
     if (!info) return false;
-    if (!have_state && info->ublksrv_flags != ublk::kUnbdDeviceMark)
+    const bool vouched = state_owner && (*state_owner == 0 || *state_owner == info->owner_uid);
+    if (!vouched && info->ublksrv_flags != ublk::kUnbdDeviceMark)
         throw no_device_error("ublk device " + std::to_string(id) + " was not made by unbd: leaving it alone");
     const int stop = control.try_stop(id);
     if (stop < 0) spdlog::debug("STOP_DEV {}: {}", id, stop);
@@ -89,7 +93,8 @@ void detach_device(uint32_t id) {
         if (daemon.reach == Reach::Running) detach_through_daemon(*state, std::move(daemon));
     }
     // The daemon is gone (or never finished its job): clean up directly.
-    const bool existed = !device_gone(id) ? delete_directly(id, state.has_value()) : false;
+    const bool existed =
+        !device_gone(id) ? delete_directly(id, state ? state_file_owner(id) : std::nullopt) : false;
     if (!state && !existed) throw no_device_error("no unbd device " + std::to_string(id) + " (detached already?)");
     remove_state(id);
     remove_control_socket(id);

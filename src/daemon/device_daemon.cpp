@@ -15,6 +15,7 @@
 #include "common/wait.h"
 #include "daemon/liveness.h"
 #include "daemon/resize.h"
+#include "daemon/unprivileged.h"
 #include "daemon/sd_notify.h"
 #include "daemon/udev_names.h"
 #include "proto/ublk_uapi.h"
@@ -121,6 +122,7 @@ DeviceState DeviceDaemon::start() {
         spdlog::info("ublk device {} recovered by pid {}", got.dev_id, ::getpid());
     } else {
         control_->start(got.dev_id, ::getpid());
+        if (plan_.unprivileged) warn_if_kernel_timeout_short(got.dev_id, plan_.options);
     }
 
     state_.id = got.dev_id;
@@ -145,6 +147,7 @@ DeviceState DeviceDaemon::start() {
     state_.durability_log_bytes = plan_.options.durability_log_bytes;
     state_.on_daemon_loss = plan_.options.on_daemon_loss == DaemonLoss::Fail ? "fail" : "hold";
     state_.resize_check_ms = plan_.options.resize_check.count();
+    state_.owner_uid = plan_.unprivileged ? got.owner_uid : 0;
     if (metrics_) state_.metrics = to_string(ListenAddress{plan_.options.metrics->host, metrics_->port()});
     write_state(state_);
     live_.store(true, std::memory_order_release);
@@ -288,6 +291,7 @@ ublk::DevInfo DeviceDaemon::create_device() {
     want.ublksrv_pid = ::getpid();
     want.ublksrv_flags = ublk::kUnbdDeviceMark;
     want.flags = P::UBLK_F_CMD_IOCTL_ENCODE | P::UBLK_F_URING_CMD_COMP_IN_TASK;
+    if (plan_.unprivileged) return create_unprivileged_device(want);
     if (plan_.zero_copy.zero_copy()) want.flags |= P::UBLK_F_AUTO_BUF_REG;
     // Zero copy also asks for USER_COPY (6.5): a queue copies a write's data
     // into the durability log with one pread (a WRITE_FIXED into the memfd
@@ -317,6 +321,20 @@ ublk::DevInfo DeviceDaemon::create_device() {
     if (plan_.zero_copy.zero_copy() && (got.flags & P::UBLK_F_AUTO_BUF_REG) == 0) {
         throw Error("the kernel did not grant UBLK_F_AUTO_BUF_REG");
     }
+    control_->set_params(got.dev_id, plan_.params.params);
+    return got;
+}
+
+// ADD_DEV for a non-root user (daemon/unprivileged.h): copy mode, no
+// recovery; udev must hand us /dev/ublkcN before SET_PARAMS.
+ublk::DevInfo DeviceDaemon::create_unprivileged_device(ublk::DevInfo want) {
+    want.flags |= P::UBLK_F_UNPRIVILEGED_DEV;
+    if (plan_.features & P::UBLK_F_UPDATE_SIZE) want.flags |= P::UBLK_F_UPDATE_SIZE;
+    const ublk::DevInfo got = control_->add(want);
+    device_.emplace(*control_, got.dev_id);
+    spdlog::info("unprivileged ublk device {} added for uid {}, flags {}", got.dev_id, got.owner_uid,
+                 P::feature_names(got.flags));
+    wait_for_own_char_node(got.dev_id, 10s);
     control_->set_params(got.dev_id, plan_.params.params);
     return got;
 }

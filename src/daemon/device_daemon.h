@@ -88,6 +88,7 @@ private:
     void stop_queues() noexcept;
     void start_reconnect_machinery();
     ublk::DevInfo create_device();
+    ublk::DevInfo create_unprivileged_device(ublk::DevInfo want);
     ublk::DevInfo begin_recovery();
     bool hand_over();
     // Renegotiates on a side connection and resizes the device to the

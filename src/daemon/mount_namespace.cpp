@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -72,6 +73,10 @@ std::vector<std::string> ublk_block_devices() {
 }
 
 void isolate_mount_namespace() {
+    // A user cannot unshare without CAP_SYS_ADMIN, and needs no copy: it
+    // stays in its session's namespace, which outlives the daemon, so the
+    // daemon's exit never tears down a mount of its own disk.
+    if (::geteuid() != 0) return;
     if (::unshare(CLONE_NEWNS) != 0) {
         spdlog::warn("unshare(CLONE_NEWNS) failed: {}", std::strerror(errno));
         return;

@@ -19,18 +19,55 @@ namespace unbd::daemon {
 namespace fs = std::filesystem;
 
 std::string state_dir() {
-    const char* env = std::getenv("UNBD_STATE_DIR");
-    return env != nullptr && *env != '\0' ? env : "/run/unbd";
+    if (const char* env = std::getenv("UNBD_STATE_DIR"); env != nullptr && *env != '\0') return env;
+    const uid_t uid = ::geteuid();
+    if (uid == 0) return "/run/unbd";
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg == '/') return std::string(xdg) + "/unbd";
+    return "/run/user/" + std::to_string(uid) + "/unbd";
 }
 
-std::string state_path(uint32_t id) { return state_dir() + "/" + std::to_string(id) + ".json"; }
+void ensure_state_dir() {
+    const std::string dir = state_dir();
+    const bool root = ::geteuid() == 0;
+    if (::mkdir(dir.c_str(), root ? 0755 : 0700) == 0 || errno == EEXIST) return;
+    const int err = errno;
+    if (err == ENOENT && !root && std::getenv("UNBD_STATE_DIR") == nullptr)
+        throw Error(dir + " cannot be made: there is no runtime directory for uid " + std::to_string(::geteuid()) +
+                        " (a systemd-logind session makes /run/user/UID; or set XDG_RUNTIME_DIR)",
+                    err);
+    std::error_code ec;  // UNBD_STATE_DIR may name a directory whose parents do not exist yet
+    if (err == ENOENT && fs::create_directories(dir, ec)) return;
+    throw Error(errno_text("cannot create " + dir, err), err);
+}
+
+std::vector<std::string> readable_state_dirs() {
+    std::vector<std::string> dirs{state_dir()};
+    if (::geteuid() != 0 || std::getenv("UNBD_STATE_DIR") != nullptr) return dirs;
+    std::error_code ec;
+    for (const auto& user : fs::directory_iterator("/run/user", ec)) {
+        const fs::path dir = user.path() / "unbd";
+        if (fs::is_directory(dir, ec)) dirs.push_back(dir.string());
+    }
+    return dirs;
+}
+
+std::string state_path(uint32_t id) {
+    const std::string name = "/" + std::to_string(id) + ".json";
+    for (const std::string& dir : readable_state_dirs()) {
+        if (::access((dir + name).c_str(), F_OK) == 0) return dir + name;
+    }
+    return state_dir() + name;
+}
+
+std::optional<uint32_t> state_file_owner(uint32_t id) {
+    struct stat st {};
+    if (::stat(state_path(id).c_str(), &st) != 0) return std::nullopt;
+    return st.st_uid;
+}
 
 void write_state(const DeviceState& state) {
-    const std::string dir = state_dir();
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw Error("cannot create " + dir + ": " + ec.message());
-    const std::string path = state_path(state.id);
+    ensure_state_dir();
+    const std::string path = state_dir() + "/" + std::to_string(state.id) + ".json";
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
     {
         std::ofstream out(tmp, std::ios::trunc);
@@ -74,15 +111,18 @@ void remove_state(uint32_t id) noexcept { ::unlink(state_path(id).c_str()); }
 
 std::vector<uint32_t> state_ids() {
     std::vector<uint32_t> ids;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(state_dir(), ec)) {
-        const fs::path& p = entry.path();
-        if (p.extension() != ".json") continue;
-        const std::string stem = p.stem().string();
-        if (stem.empty() || stem.size() > 9 || stem.find_first_not_of("0123456789") != std::string::npos) continue;
-        ids.push_back(static_cast<uint32_t>(std::stoul(stem)));
+    for (const std::string& dir : readable_state_dirs()) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(dir, ec)) {
+            const fs::path& p = entry.path();
+            if (p.extension() != ".json") continue;
+            const std::string stem = p.stem().string();
+            if (stem.empty() || stem.size() > 9 || stem.find_first_not_of("0123456789") != std::string::npos) continue;
+            ids.push_back(static_cast<uint32_t>(std::stoul(stem)));
+        }
     }
     std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     return ids;
 }
 

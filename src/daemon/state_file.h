@@ -1,6 +1,10 @@
-// State files: one JSON file per attached device, /run/unbd/<id>.json
-// (UNBD_STATE_DIR overrides the directory, for tests), beside the daemon's
-// control socket <id>.sock. They keep what the kernel does not know -- the
+// State files: one JSON file per attached device, <state dir>/<id>.json,
+// beside the daemon's control socket <id>.sock. The state dir is the
+// device owner's: /run/unbd for root's devices, $XDG_RUNTIME_DIR/unbd
+// (/run/user/UID/unbd) for an ordinary user's unprivileged ones, so no user
+// can plant files another user's daemon would trust. Root also reads every
+// user's, to list and detach their devices. UNBD_STATE_DIR overrides the
+// directory (tests), and then it is the only one. They keep what the kernel does not know -- the
 // URI, the daemon's pid, the zero-copy mode --
 // for `unbd list`, `unbd detach` and a later `unbd recover`.
 // Written atomically (temp file + rename) by the daemon once the device is
@@ -55,6 +59,7 @@ struct DeviceState {
     std::string on_daemon_loss = "hold";     // hold / fail
     int64_t resize_check_ms = 0;             // 0: off
     std::string metrics;                     // --metrics as bound ("127.0.0.1:9100"); "" = off
+    uint32_t owner_uid = 0;                  // not 0: an unprivileged device of that user
     // The last resize (`unbd resize` waits for resize_seq to change).
     uint64_t resize_seq = 0;
     bool resize_ok = true;
@@ -65,8 +70,20 @@ struct DeviceState {
     static DeviceState from_json(const nlohmann::json& j);  // throws on a bad or newer file
 };
 
+// This user's state dir (where its daemons write).
 std::string state_dir();
+// Creates it if need be (0755 for root, 0700 for a user); throws Error
+// naming what to do when it cannot (a user without /run/user/UID).
+void ensure_state_dir();
+// The directories state is read from: this user's; for root also every
+// /run/user/*/unbd.
+std::vector<std::string> readable_state_dirs();
+// Where device id's state file is: the first readable dir that has one,
+// else this user's dir (where it would be written).
 std::string state_path(uint32_t id);
+// The uid that owns device id's state file (root trusts a user's file only
+// for that user's device); nullopt when there is none.
+std::optional<uint32_t> state_file_owner(uint32_t id);
 
 void write_state(const DeviceState& state);  // throws Error
 bool state_file_exists(uint32_t id);

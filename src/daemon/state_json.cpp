@@ -56,6 +56,7 @@ nlohmann::json DeviceState::to_json() const {
                           {"last_failure", last_failure},
                           {"durability", durability},
                           {"metrics", metrics},
+                          {"owner_uid", owner_uid},
                           {"options",
                            {{"force_read_only", force_read_only},
                             {"io_timeout_ms", io_timeout_ms},
@@ -93,6 +94,7 @@ DeviceState DeviceState::from_json(const nlohmann::json& j) {
     s.last_failure = j.value("last_failure", "");
     s.durability = j.value("durability", "");
     s.metrics = j.value("metrics", "");
+    s.owner_uid = number<uint32_t>(j, "owner_uid", 0);
     const nlohmann::json o = j.value("options", nlohmann::json::object());
     s.force_read_only = o.value("force_read_only", false);
     s.io_timeout_ms = number<int64_t>(o, "io_timeout_ms", 30'000);

@@ -28,7 +28,9 @@ Fd open_control() {
     }
     if (err == EACCES || err == EPERM) {
         throw Error(std::string("cannot open ") + P::kControlPath +
-                    ": permission denied (run unbd as root)", err);
+                        ": permission denied (run unbd as root; for ordinary users the administrator "
+                        "must open it to them once: see README, Unprivileged devices)",
+                    err);
     }
     throw Error(errno_text(std::string("cannot open ") + P::kControlPath, err), err);
 }
@@ -57,6 +59,33 @@ ControlDevice::ControlDevice() : fd_(open_control()) {
 
 int ControlDevice::run(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,
                        std::chrono::seconds timeout, const char* name) {
+    if (!needs_path(op, dev_id)) return submit(op, dev_id, buf, len, 0, data, timeout, name);
+    const std::string path = char_device_path(dev_id);
+    char* staged = scratch_->with_path;
+    static_assert(sizeof(Scratch::with_path) >= 64 + sizeof(Params));
+    std::memcpy(staged, path.data(), path.size());
+    if (len > 0) std::memcpy(staged + path.size(), buf, len);
+    const auto path_len = static_cast<uint16_t>(path.size());
+    const int ret = submit(op, dev_id, staged, static_cast<uint16_t>(path_len + len), path_len, data, timeout, name);
+    if (ret >= 0 && len > 0) std::memcpy(buf, staged + path_len, len);
+    return ret;
+}
+
+bool ControlDevice::needs_path(uint32_t op, uint32_t dev_id) {
+    if (op == P::UBLK_U_CMD_ADD_DEV || op == P::UBLK_U_CMD_GET_FEATURES || dev_id == P::kDevIdAuto) return false;
+    if (const auto it = needs_path_.find(dev_id); it != needs_path_.end()) return it->second;
+    // Without a path the kernel answers EINVAL for an unprivileged device
+    // (dev_path_len is 0), and EPERM for a privileged one when we are not root.
+    const int ret = submit(P::UBLK_U_CMD_GET_DEV_INFO, dev_id, &scratch_->probe, sizeof(DevInfo), 0, 0,
+                           std::chrono::seconds(10), "GET_DEV_INFO");
+    if (ret == -ENODEV || ret == -ETIMEDOUT) return false;  // nothing learned
+    return needs_path_[dev_id] = ret == -EINVAL;
+}
+
+bool ControlDevice::unprivileged(uint32_t dev_id) { return needs_path(P::UBLK_U_CMD_GET_DEV_INFO, dev_id); }
+
+int ControlDevice::submit(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint16_t path_len, uint64_t data,
+                          std::chrono::seconds timeout, const char* name) {
     if (poisoned_) return -EBUSY;
     io_uring_sqe* sqe = ring_->get_sqe();
     sqe->opcode = IORING_OP_URING_CMD;
@@ -68,6 +97,7 @@ int ControlDevice::run(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, ui
     cmd.len = len;
     cmd.addr = reinterpret_cast<uintptr_t>(buf);
     cmd.data[0] = data;
+    cmd.dev_path_len = path_len;
     std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
     sqe->user_data = op;
 
@@ -96,7 +126,10 @@ int ControlDevice::run_checked(uint32_t op, uint32_t dev_id, void* buf, uint16_t
     std::string what = std::string("ublk ") + name;
     if (dev_id != P::kDevIdAuto) what += " for device " + std::to_string(dev_id);
     if (ret == -ETIMEDOUT) throw Error(what + " timed out after " + std::to_string(timeout.count()) + " s", -ret);
-    if (ret == -EPERM || ret == -EACCES) throw Error(what + ": permission denied (run unbd as root)", -ret);
+    if (ret == -EPERM && ::geteuid() != 0) throw Error(what + ": permission denied (a root's device: run unbd as root)", EPERM);
+    if (ret == -EACCES && ::geteuid() != 0)
+        throw Error(what + ": permission denied (the device belongs to another user; its owner or root may use it)", EACCES);
+    if (ret == -EPERM || ret == -EACCES) throw Error(what + ": permission denied", -ret);
     throw Error(errno_text(what, ret), -ret);
 }
 
@@ -114,6 +147,7 @@ uint64_t ControlDevice::features() {
 DevInfo ControlDevice::add(const DevInfo& info) {
     scratch_->info = info;
     run_checked(P::UBLK_U_CMD_ADD_DEV, info.dev_id, &scratch_->info, sizeof(DevInfo), 0, 30s, "ADD_DEV");
+    needs_path_[scratch_->info.dev_id] = (scratch_->info.flags & P::UBLK_F_UNPRIVILEGED_DEV) != 0;
     return scratch_->info;
 }
 
@@ -140,7 +174,10 @@ std::optional<DevInfo> ControlDevice::find(uint32_t dev_id) {
     try {
         return get_info(dev_id);
     } catch (const Error& e) {
-        if (e.error_number() == ENODEV || e.error_number() == ENOENT) return std::nullopt;
+        if (e.error_number() == ENODEV || e.error_number() == ENOENT) {
+            needs_path_.erase(dev_id);  // its id may come back as another device
+            return std::nullopt;
+        }
         throw;
     }
 }
@@ -162,7 +199,9 @@ int ControlDevice::try_stop(uint32_t dev_id) noexcept {
 
 int ControlDevice::try_remove(uint32_t dev_id) noexcept {
     try {
-        return run(P::UBLK_U_CMD_DEL_DEV, dev_id, nullptr, 0, 0, 30s, "DEL_DEV");
+        const int ret = run(P::UBLK_U_CMD_DEL_DEV, dev_id, nullptr, 0, 0, 30s, "DEL_DEV");
+        if (ret >= 0) needs_path_.erase(dev_id);
+        return ret;
     } catch (...) {
         return -EIO;
     }
@@ -170,9 +209,14 @@ int ControlDevice::try_remove(uint32_t dev_id) noexcept {
 
 int ControlDevice::try_remove_async(uint32_t dev_id) noexcept {
     try {
+        // Unprivileged devices get EINVAL too: the kernel's permission check
+        // does not list DEL_DEV_ASYNC (checked on 6.12 and 7.x sources).
         const int ret = run(P::UBLK_U_CMD_DEL_DEV_ASYNC, dev_id, nullptr, 0, 0, 10s, "DEL_DEV_ASYNC");
-        if (ret != -EINVAL && ret != -EOPNOTSUPP && ret != -ENOTTY) return ret;
-        return run(P::UBLK_U_CMD_DEL_DEV, dev_id, nullptr, 0, 0, 30s, "DEL_DEV");
+        if (ret != -EINVAL && ret != -EOPNOTSUPP && ret != -ENOTTY) {
+            if (ret >= 0) needs_path_.erase(dev_id);
+            return ret;
+        }
+        return try_remove(dev_id);
     } catch (...) {
         return -EIO;
     }

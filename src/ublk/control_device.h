@@ -4,6 +4,13 @@
 // Error, never a hang. Not thread-safe: the creating thread issues all
 // commands (the ring is SINGLE_ISSUER).
 //
+// Unprivileged devices (UBLK_F_UNPRIVILEGED_DEV, made by a non-root user):
+// every command but ADD_DEV must carry the device's char node path in
+// front of its buffer, and the kernel checks the caller's rights on that
+// node (ublk_ctrl_uring_cmd_permission). ControlDevice learns per device
+// whether it needs the path (from ADD_DEV, else by asking once) and adds
+// it, so callers never see the difference.
+//
 // Device: RAII for one ublk device. Its destructor stops and deletes the
 // device unless release() was called (the daemon hand-off), so a failed
 // attach leaves nothing behind.
@@ -11,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +58,8 @@ public:
     std::optional<DevInfo> find(uint32_t dev_id);
     // START_DEV: every queue must already have its FETCHes submitted.
     void start(uint32_t dev_id, int daemon_pid);
+    // Whether device dev_id is an unprivileged one (asks the kernel once).
+    bool unprivileged(uint32_t dev_id);
     // -errno of a command without throwing (for best-effort cleanup).
     int try_stop(uint32_t dev_id) noexcept;
     int try_remove(uint32_t dev_id) noexcept;
@@ -71,10 +81,17 @@ public:
     void update_size(uint32_t dev_id, uint64_t sectors);
 
 private:
+    // Runs one command; for a device that needs it, with its char node path
+    // in front of buf (the kernel strips it before the command sees buf).
     int run(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,
             std::chrono::seconds timeout, const char* name);
     int run_checked(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint64_t data,
                     std::chrono::seconds timeout, const char* name);
+    int submit(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint16_t path_len, uint64_t data,
+               std::chrono::seconds timeout, const char* name);
+    // Per device: does it need the path? Learned from ADD_DEV, or by asking.
+    std::map<uint32_t, bool> needs_path_;
+    bool needs_path(uint32_t op, uint32_t dev_id);
 
     Fd fd_;
     std::unique_ptr<uring::Ring> ring_;
@@ -82,8 +99,11 @@ private:
     // that timed out may still complete into them later.
     struct Scratch {
         DevInfo info{};
+        DevInfo probe{};  // needs_path()'s own, so it never clobbers a caller's
         Params params{};
         uint64_t features = 0;
+        // Unprivileged devices: "/dev/ublkcN" followed by the payload.
+        char with_path[64 + sizeof(Params)]{};
     };
     std::unique_ptr<Scratch> scratch_ = std::make_unique<Scratch>();
     bool poisoned_ = false;  // a command timed out: the ring may be busy

@@ -75,11 +75,14 @@ public:
                          cfg.char_fd, static_cast<off_t>(P::io_desc_offset(cfg.q_id, page)),
                          "cannot map the ublk I/O descriptors of queue " + std::to_string(cfg.q_id));
         if (!cfg.zero_copy.zero_copy()) {
-            // Copy mode: our own buffer per tag, registered at index == tag.
+            // Copy mode: our own buffer per tag, registered at index == tag
+            // when a fixed-buffer payload op uses it. UserCopy (the default)
+            // does not: registering would pin depth x buffer bytes, which
+            // counts against RLIMIT_MEMLOCK (8 MiB for ordinary users).
             copy_buffers_ = Mapping(std::size_t{cfg.depth} * cfg.buffer_bytes, PROT_READ | PROT_WRITE,
                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0,
                                     "cannot allocate the queue's I/O buffers");
-            for (uint16_t tag = 0; tag < cfg.depth; ++tag) {
+            for (uint16_t tag = 0; tag < cfg.depth && cfg.zero_copy.payload != nbd::PayloadOps::UserCopy; ++tag) {
                 check_errno(buffers_.set(tag, buffer(tag), cfg.buffer_bytes), "cannot register a copy-mode buffer");
             }
         }

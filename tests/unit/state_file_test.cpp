@@ -40,8 +40,10 @@ TEST_CASE("state file: what the daemon writes is what is read back") {
     s.pid = 1234;
     s.reconnect_timeout_ms = -1;
     s.resize_seq = 7;
+    s.owner_uid = 4101;
     const auto back = daemon::parse_state(s.to_json().dump(2), kPath);
     CHECK(back.to_json() == s.to_json());
+    CHECK(back.owner_uid == 4101);
 }
 
 TEST_CASE("state file: the TLS mode is kept - null without TLS, absent in an older file") {
