@@ -210,7 +210,7 @@ int ControlDevice::try_remove(uint32_t dev_id) noexcept {
 int ControlDevice::try_remove_async(uint32_t dev_id) noexcept {
     try {
         // Unprivileged devices get EINVAL too: the kernel's permission check
-        // does not list DEL_DEV_ASYNC (checked on 6.12 and 7.x sources).
+        // does not list DEL_DEV_ASYNC (ublk_drv.c of 6.13 and 7.x).
         const int ret = run(P::UBLK_U_CMD_DEL_DEV_ASYNC, dev_id, nullptr, 0, 0, 10s, "DEL_DEV_ASYNC");
         if (ret != -EINVAL && ret != -EOPNOTSUPP && ret != -ENOTTY) {
             if (ret >= 0) needs_path_.erase(dev_id);

@@ -54,7 +54,8 @@ owner_mode() { stat -c %U:%a "$1"; }
 PORT=$(pick_port)
 start_nbdkit -P "$TESTDIR/a.pid" -i 127.0.0.1 -p "$PORT" memory 64M
 URI=nbd://127.0.0.1:$PORT/
-json=$(as alice "$UNBD" attach --json "$URI" 2>"$TESTDIR/err") || fail "alice's attach failed: $(cat "$TESTDIR/err")"
+json=$(as alice "$UNBD" attach --json --name alice-disk "$URI" 2>"$TESTDIR/err") ||
+  fail "alice's attach failed: $(cat "$TESTDIR/err")"
 ID=$(jq -er .id <<<"$json") DEV=$(jq -er .dev <<<"$json")
 cleanup_fn "as alice $UNBD detach $ID 2>/dev/null || $UNBD detach $ID 2>/dev/null || true"
 [ "$(jq -er .owner_uid <<<"$json")" = 4101 ] || fail "attach --json: owner_uid is not 4101: $json"
@@ -65,7 +66,8 @@ udevadm settle -t 30
 for node in "/dev/ublkc$ID" "$DEV"; do
   [ "$(owner_mode "$node")" = alice:600 ] || fail "$node is $(owner_mode "$node"), expected alice:600"
 done
-echo "alice: attach -> $DEV; /dev/ublkc$ID and $DEV are alice:600; $(jq -r .zero_copy <<<"$json")"
+[ "$(readlink -f /dev/unbd/alice-disk)" = "$DEV" ] || fail "/dev/unbd/alice-disk does not point to $DEV"
+echo "alice: attach -> $DEV (/dev/unbd/alice-disk); /dev/ublkc$ID and $DEV are alice:600; $(jq -r .zero_copy <<<"$json")"
 
 as alice fio --name=verify --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite \
   --bssplit=4k/40:64k/30:512k/30 --iodepth=16 --size=32M --verify=crc32c --randseed=4101 --verify_state_save=0 \
@@ -74,6 +76,9 @@ grep -E 'WRITE:|READ:' "$TESTDIR/fio.out"
 as alice "$UNBD" list --json >"$TESTDIR/list" || fail "alice's unbd list failed"
 [ "$(jq -r ".[] | select(.id == $ID) | .daemon" "$TESTDIR/list")" = running ] ||
   fail "alice's unbd list does not show her device running: $(cat "$TESTDIR/list")"
+writes=$(as alice "$UNBD" stats --json "$ID" | jq -er '.io.writes') || fail "alice's unbd stats failed"
+[ "$writes" -gt 0 ] || fail "alice's unbd stats shows no writes"
+echo "alice: unbd list shows her device running; unbd stats: $writes writes"
 
 # bob: not his disk.
 if as bob dd if="$DEV" of=/dev/null bs=4k count=1 2>"$TESTDIR/err"; then fail "bob read alice's disk"; fi
