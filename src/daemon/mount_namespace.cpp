@@ -8,10 +8,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
+
+#include "common/file_text.h"
 
 namespace unbd::daemon {
 
@@ -32,12 +33,7 @@ std::string unescape_octal(std::string_view s) {
     return out;
 }
 
-std::string read_text(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
+std::string read_text(const std::filesystem::path& p) { return read_file_text(p.string()).value_or(""); }
 
 }  // namespace
 

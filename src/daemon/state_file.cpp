@@ -10,9 +10,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/error.h"
+#include "common/file_text.h"
 
 namespace unbd::daemon {
 
@@ -87,10 +87,10 @@ bool state_file_exists(uint32_t id) {
 }
 
 std::optional<DeviceState> read_state(uint32_t id) {
-    std::ifstream in(state_path(id));
-    if (!in) return std::nullopt;
+    const std::optional<std::string> text = read_file_text(state_path(id));
+    if (!text) return std::nullopt;
     try {
-        return DeviceState::from_json(nlohmann::json::parse(in));
+        return DeviceState::from_json(nlohmann::json::parse(*text));
     } catch (const std::exception&) {
         return std::nullopt;
     }
@@ -98,13 +98,11 @@ std::optional<DeviceState> read_state(uint32_t id) {
 
 DeviceState load_state(uint32_t id) {
     const std::string path = state_path(id);
-    std::ifstream in(path);
-    if (!in)
+    const std::optional<std::string> text = read_file_text(path);
+    if (!text)
         throw Error("no state file " + path + ": device " + std::to_string(id) + " was not attached by unbd here",
                     ENOENT, Failure::NoDevice);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return parse_state(text.str(), path);
+    return parse_state(*text, path);
 }
 
 void remove_state(uint32_t id) noexcept { ::unlink(state_path(id).c_str()); }

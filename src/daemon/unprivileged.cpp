@@ -3,12 +3,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <cstdlib>
 #include <string>
 
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "common/file_text.h"
 #include "common/wait.h"
 #include "proto/ublk_uapi.h"
 #include "ublk/control_device.h"
@@ -75,9 +76,10 @@ void wait_for_own_char_node(uint32_t dev_id, std::chrono::seconds patience) {
 }
 
 void warn_if_kernel_timeout_short(uint32_t dev_id, const AttachOptions& options) {
-    std::ifstream in("/sys/block/ublkb" + std::to_string(dev_id) + "/queue/io_timeout");
-    long long kernel_ms = 0;
-    if (!(in >> kernel_ms) || kernel_ms <= 0) return;
+    const std::string text =
+        read_file_text("/sys/block/ublkb" + std::to_string(dev_id) + "/queue/io_timeout").value_or("0");
+    const long long kernel_ms = std::strtoll(text.c_str(), nullptr, 10);
+    if (kernel_ms <= 0) return;
     const milliseconds longest = options.io_timeout + options.reconnect_timeout.value_or(milliseconds(0));
     if (longest < milliseconds(kernel_ms)) return;
     spdlog::warn("the kernel kills this daemon when a request of /dev/ublkb{} is {} old (queue/io_timeout), "

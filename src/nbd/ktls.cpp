@@ -5,19 +5,16 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <cstdio>
 #include <cstring>
 #include <string_view>
+
+#include "common/file_text.h"
 
 namespace unbd::nbd {
 
 bool kernel_has_tls_ulp() {
-    FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
-    if (!f) return false;
-    char buf[256] = {};
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    const std::string_view list(buf, n);
+    const std::string text = read_file_text("/proc/sys/net/ipv4/tcp_available_ulp").value_or("");
+    const std::string_view list(text);
     for (std::size_t pos = 0; (pos = list.find("tls", pos)) != std::string_view::npos; pos += 3) {
         const bool starts = pos == 0 || list[pos - 1] == ' ';
         const bool ends = pos + 3 == list.size() || list[pos + 3] == ' ' || list[pos + 3] == '\n';
