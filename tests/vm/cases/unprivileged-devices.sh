@@ -8,6 +8,7 @@
 #     fio --verify=crc32c on the raw device, libnbd reads what she wrote;
 #   bob (same group) can neither read her disk nor detach it;
 #   root lists it (owner uid shown) and could detach it; alice detaches it;
+#   alice grows a device with `unbd resize` (6.16+);
 #   what the kernel does not allow is refused in one line: --zero-copy=on,
 #     timeouts longer than the kernel lets a request wait, root with
 #     --unprivileged;
@@ -100,6 +101,26 @@ as alice "$UNBD" detach "$ID" || fail "alice could not detach her device"
 [ ! -e "$DEV" ] && [ ! -e "/dev/ublkc$ID" ] || fail "$DEV still exists after alice's detach"
 [ -z "$(ls -A /run/user/4101/unbd)" ] || fail "alice's detach left $(ls -A /run/user/4101/unbd)"
 echo "alice: detach -> gone, nothing left in /run/user/4101/unbd"
+
+# ---- alice grows her disk with the export (UPDATE_SIZE, 6.16+) -----------
+if kernel_has UPDATE_SIZE; then
+  img=$TESTDIR/alice.img
+  truncate -s 64M "$img"
+  FPORT=$(pick_port)
+  start_nbdkit -P "$TESTDIR/f.pid" -i 127.0.0.1 -p "$FPORT" file "$img"
+  json=$(as alice "$UNBD" attach --json "nbd://127.0.0.1:$FPORT/" 2>"$TESTDIR/err") ||
+    fail "alice's attach of a file export failed: $(cat "$TESTDIR/err")"
+  ID=$(jq -er .id <<<"$json") DEV=$(jq -er .dev <<<"$json")
+  cleanup_fn "as alice $UNBD detach $ID 2>/dev/null || $UNBD detach $ID 2>/dev/null || true"
+  truncate -s 96M "$img"
+  as alice "$UNBD" resize "$ID" >"$TESTDIR/resize.out" 2>&1 || fail "alice's resize: $(cat "$TESTDIR/resize.out")"
+  size=$(as alice blockdev --getsize64 "$DEV")
+  [ "$size" = $((96 << 20)) ] || fail "after alice's resize $DEV has $size bytes, expected 96M"
+  echo "alice: unbd resize: $(cat "$TESTDIR/resize.out")"
+  as alice "$UNBD" detach "$ID" || fail "alice could not detach her file-backed device"
+else
+  echo "(this kernel has no UPDATE_SIZE: resize is not tried)"
+fi
 
 # ---- what an unprivileged device cannot do: one line, nothing made -------
 refused() {  # STATUS TEXT USER ARGS...
