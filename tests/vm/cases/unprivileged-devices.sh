@@ -11,7 +11,8 @@
 #   alice grows a device with `unbd resize` (6.16+);
 #   what the kernel does not allow is refused in one line: --zero-copy=on,
 #     timeouts longer than the kernel lets a request wait, root with
-#     --unprivileged;
+#     --unprivileged; so are a user outside the group (no /dev/ublk-control)
+#     and one without a runtime directory (no login session);
 #   a server that stops answering: the requests fail with EIO after
 #     --io-timeout + --reconnect-timeout (10 + 15 s), before the kernel's
 #     30 s timeout would SIGKILL the daemon; the daemon lives on and the disk
@@ -28,6 +29,8 @@ require_kernel UNPRIVILEGED -- "ordinary users cannot make ublk devices on this 
 groupadd --system ublk
 useradd --no-create-home --uid 4101 --groups ublk alice
 useradd --no-create-home --uid 4102 --groups ublk bob
+useradd --no-create-home --uid 4103 charlie             # not in the group
+useradd --no-create-home --uid 4104 --groups ublk dave  # no login session: no /run/user/4104
 for uid in 4101 4102; do  # what systemd-logind makes for a session
   install -d -m 0700 -o "$uid" -g "$uid" "/run/user/$uid"
 done
@@ -137,6 +140,8 @@ refused 2 "lets a request wait longer than an unprivileged device may" alice --i
 refused 2 "applies to root's devices only" alice --on-daemon-loss=fail
 if "$UNBD" attach "$URI" --unprivileged 2>"$TESTDIR/err"; then fail "root attached with --unprivileged"; fi
 grep -q "is for ordinary users" "$TESTDIR/err" || fail "root --unprivileged: unclear: $(cat "$TESTDIR/err")"
+refused 1 "the administrator must open it to them once" charlie
+refused 1 "there is no runtime directory for uid 4104" dave
 
 # ---- a server that stops answering: EIO before the kernel's 30 s ----------
 json=$(as alice "$UNBD" attach --json "$URI" 2>"$TESTDIR/err") || fail "alice's attach failed: $(cat "$TESTDIR/err")"
