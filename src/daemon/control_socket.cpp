@@ -96,6 +96,7 @@ void write_all(int fd, const std::string& text, Clock::time_point deadline, cons
 
 std::string control_socket_path(uint32_t id) {
     // Beside the state file: root reaches a user's daemon in that user's dir.
+    // (A daemon listens in its own state dir: ControlServer.)
     const std::string state = state_path(id);
     return state.substr(0, state.rfind('/')) + "/" + std::to_string(id) + ".sock";
 }
@@ -105,7 +106,7 @@ void remove_control_socket(uint32_t id) noexcept { ::unlink(control_socket_path(
 // ---- server -----------------------------------------------------------------
 
 ControlServer::ControlServer(uint32_t id, Handler handler)
-    : path_(control_socket_path(id)), handler_(std::move(handler)), listen_(unix_socket(0)),
+    : path_(state_dir() + "/" + std::to_string(id) + ".sock"), handler_(std::move(handler)), listen_(unix_socket(0)),
       wake_(::eventfd(0, EFD_CLOEXEC)) {
     if (!wake_) throw Error(errno_text("cannot create an eventfd", errno), errno);
     ensure_state_dir();

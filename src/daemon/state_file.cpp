@@ -9,10 +9,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include "common/error.h"
 #include "common/file_text.h"
+#include "ublk/control_device.h"
 
 namespace unbd::daemon {
 
@@ -51,12 +53,37 @@ std::vector<std::string> readable_state_dirs() {
     return dirs;
 }
 
+namespace {
+
+bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+// The owner of ublk device id as the kernel knows it; nullopt when there is
+// no such device (or no ublk). An owner found is kept for the process.
+std::optional<uint32_t> device_owner(uint32_t id) {
+    static std::map<uint32_t, uint32_t> known;
+    if (const auto it = known.find(id); it != known.end()) return it->second;
+    try {
+        ublk::ControlDevice control;
+        if (const auto info = control.find(id)) return known[id] = info->owner_uid;
+    } catch (const Error&) {
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::string state_path(uint32_t id) {
     const std::string name = "/" + std::to_string(id) + ".json";
-    for (const std::string& dir : readable_state_dirs()) {
-        if (::access((dir + name).c_str(), F_OK) == 0) return dir + name;
+    const std::vector<std::string> dirs = readable_state_dirs();
+    if (file_exists(dirs.front() + name) || dirs.size() == 1) return dirs.front() + name;
+    // Root, for a device that is not its own: only the owner's dir speaks for
+    // a device that exists -- a file another user put in theirs does not.
+    const std::optional<uint32_t> owner = device_owner(id);
+    for (auto dir = dirs.begin() + 1; dir != dirs.end(); ++dir) {
+        const bool owners_dir = *dir == "/run/user/" + std::to_string(owner.value_or(0)) + "/unbd";
+        if ((!owner || owners_dir) && file_exists(*dir + name)) return *dir + name;
     }
-    return state_dir() + name;
+    return dirs.front() + name;
 }
 
 std::optional<uint32_t> state_file_owner(uint32_t id) {

@@ -6,7 +6,8 @@
 #
 #   alice attaches an nbdkit export: both nodes are hers (0600), copy mode,
 #     fio --verify=crc32c on the raw device, libnbd reads what she wrote;
-#   bob (same group) can neither read her disk nor detach it;
+#   bob (same group) can neither read her disk nor detach it, nor make
+#     root's tools take a state file he plants for it;
 #   root lists it (owner uid shown) and could detach it; alice detaches it;
 #   alice grows a device with `unbd resize` (6.16+);
 #   what the kernel does not allow is refused in one line: --zero-copy=on,
@@ -92,6 +93,16 @@ grep -q "permission denied" "$TESTDIR/err" || fail "bob's detach failed unclearl
 [ "$(wc -l <"$TESTDIR/err")" = 1 ] || fail "bob's refusal is not one line: $(cat "$TESTDIR/err")"
 [ -b "$DEV" ] || fail "bob's detach removed $DEV"
 echo "bob: read refused, detach refused: $(cat "$TESTDIR/err")"
+
+# bob plants a state file for alice's device in his own dir: root's tools
+# read a user's device's state from its owner's dir only.
+as bob sh -c "mkdir -p /run/user/4102/unbd && jq '.uri = \"nbd://bob.example/\"' \
+  >/run/user/4102/unbd/$ID.json" </run/user/4101/unbd/$ID.json || fail "bob could not write his own dir"
+[ "$("$UNBD" list --json | jq -r ".[] | select(.id == $ID) | .uri")" = "$URI" ] ||
+  fail "root's unbd list took bob's planted state file for alice's device"
+"$UNBD" stats "$ID" >/dev/null || fail "root's unbd stats did not reach alice's daemon"
+rm "/run/user/4102/unbd/$ID.json"
+echo "root: a state file bob planted for device $ID is ignored; stats reach alice's daemon"
 
 # root sees it, and reads the same bytes as libnbd.
 "$UNBD" list >"$TESTDIR/list" || fail "root's unbd list failed"
