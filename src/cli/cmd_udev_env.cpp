@@ -21,9 +21,9 @@ namespace {
 
 std::string owner_properties(uint32_t id) {
     try {
-        ublk::ControlDevice control;
-        if (!control.unprivileged(id)) return "";
+        ublk::ControlDevice control;  // adds /dev/ublkcN to the command where the device needs it
         const ublk::DevInfo info = control.get_info(id);
+        if ((info.flags & proto::ublk::UBLK_F_UNPRIVILEGED_DEV) == 0) return "";
         if (info.ublksrv_flags != ublk::kUnbdDeviceMark) return "";  // another ublk server's: its own rules
         return "UNBD_OWNER_UID=" + std::to_string(info.owner_uid) + "\nUNBD_OWNER_GID=" +
                std::to_string(info.owner_gid) + "\n";

@@ -4,9 +4,9 @@
 // (/run/user/UID/unbd) for an ordinary user's unprivileged ones, so no user
 // can plant files another user's daemon would trust. Root also reads every
 // user's, to list and detach their devices. UNBD_STATE_DIR overrides the
-// directory (tests), and then it is the only one. They keep what the kernel does not know -- the
-// URI, the daemon's pid, the zero-copy mode --
-// for `unbd list`, `unbd detach` and a later `unbd recover`.
+// directory (tests), and then it is the only one. They keep what the kernel
+// does not know -- the URI, the daemon's pid, the zero-copy mode -- for
+// `unbd list`, `unbd detach` and a later `unbd recover`.
 // Written atomically (temp file + rename) by the daemon once the device is
 // live, removed by the daemon (or by `detach` when the daemon is dead).
 #pragma once
@@ -78,8 +78,9 @@ void ensure_state_dir();
 // The directories state is read from: this user's; for root also every
 // /run/user/*/unbd.
 std::vector<std::string> readable_state_dirs();
-// Where device id's state file is: the first readable dir that has one,
-// else this user's dir (where it would be written).
+// Where device id's state file is: this user's dir if it has one; else, for
+// root, the dir of the device's owner (the kernel's owner_uid) -- or any
+// user's dir when the device no longer exists; else this user's dir.
 std::string state_path(uint32_t id);
 // The uid that owns device id's state file (root trusts a user's file only
 // for that user's device); nullopt when there is none.

@@ -82,8 +82,6 @@ bool ControlDevice::needs_path(uint32_t op, uint32_t dev_id) {
     return needs_path_[dev_id] = ret == -EINVAL;
 }
 
-bool ControlDevice::unprivileged(uint32_t dev_id) { return needs_path(P::UBLK_U_CMD_GET_DEV_INFO, dev_id); }
-
 int ControlDevice::submit(uint32_t op, uint32_t dev_id, void* buf, uint16_t len, uint16_t path_len, uint64_t data,
                           std::chrono::seconds timeout, const char* name) {
     if (poisoned_) return -EBUSY;
@@ -126,9 +124,11 @@ int ControlDevice::run_checked(uint32_t op, uint32_t dev_id, void* buf, uint16_t
     std::string what = std::string("ublk ") + name;
     if (dev_id != P::kDevIdAuto) what += " for device " + std::to_string(dev_id);
     if (ret == -ETIMEDOUT) throw Error(what + " timed out after " + std::to_string(timeout.count()) + " s", -ret);
-    if (ret == -EPERM && ::geteuid() != 0) throw Error(what + ": permission denied (a root's device: run unbd as root)", EPERM);
+    if (ret == -EPERM && ::geteuid() != 0)
+        throw Error(what + ": permission denied (it is root's device: run unbd as root)", EPERM);
     if (ret == -EACCES && ::geteuid() != 0)
-        throw Error(what + ": permission denied (the device belongs to another user; its owner or root may use it)", EACCES);
+        throw Error(what + ": permission denied (the device belongs to another user; its owner or root may use it)",
+                    EACCES);
     if (ret == -EPERM || ret == -EACCES) throw Error(what + ": permission denied", -ret);
     throw Error(errno_text(what, ret), -ret);
 }

@@ -58,8 +58,6 @@ public:
     std::optional<DevInfo> find(uint32_t dev_id);
     // START_DEV: every queue must already have its FETCHes submitted.
     void start(uint32_t dev_id, int daemon_pid);
-    // Whether device dev_id is an unprivileged one (asks the kernel once).
-    bool unprivileged(uint32_t dev_id);
     // -errno of a command without throwing (for best-effort cleanup).
     int try_stop(uint32_t dev_id) noexcept;
     int try_remove(uint32_t dev_id) noexcept;

@@ -82,8 +82,9 @@ public:
             copy_buffers_ = Mapping(std::size_t{cfg.depth} * cfg.buffer_bytes, PROT_READ | PROT_WRITE,
                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0,
                                     "cannot allocate the queue's I/O buffers");
-            for (uint16_t tag = 0; tag < cfg.depth && cfg.zero_copy.payload != nbd::PayloadOps::UserCopy; ++tag) {
-                check_errno(buffers_.set(tag, buffer(tag), cfg.buffer_bytes), "cannot register a copy-mode buffer");
+            if (cfg.zero_copy.payload != nbd::PayloadOps::UserCopy) {
+                for (uint16_t tag = 0; tag < cfg.depth; ++tag)
+                    check_errno(buffers_.set(tag, buffer(tag), cfg.buffer_bytes), "cannot register a copy-mode buffer");
             }
         }
         nbd::SessionOptions so;
