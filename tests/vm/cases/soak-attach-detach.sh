@@ -12,7 +12,13 @@
 # - each daemon, right after attach: the same number of fds and threads as
 #   the first daemon of its zero-copy mode;
 # - nbdkit (the one long-lived process, with one malloc arena): the same fd
-#   and thread count at the end as after the warm-up cycles, RSS within 1 MiB;
+#   and thread count at the end as after the warm-up cycles; its anonymous
+#   memory (RssAnon, read after every detach and printed) within 4 MiB.
+#   That is not flat: nbdkit's heap holds freed request buffers (up to
+#   1 MiB each) unevenly, so on 6.12 it goes up and down by 0.5 MiB and
+#   may step up 2 MiB once (seen at cycles 14-19 of 20); over 60 cycles
+#   it stayed within that (DESIGN.md, "Soak"). A leak of more than ~230 KiB
+#   a cycle still fails the CI's 20 cycles;
 # - the kernel, after the warm-up cycle and at the end (page cache and slab
 #   caches dropped first): allocated files (/proc/sys/fs/file-nr) within 64,
 #   Slab within 8 MiB, MemAvailable within 24 MiB.
@@ -93,6 +99,7 @@ nothing_left() { # after a detach: exactly nothing
 }
 
 declare -A daemon_fds daemon_threads ids_used
+nbdkit_anon_kib=()
 times=()
 prev_sum= prev_off=
 
@@ -136,6 +143,7 @@ cycle() { # cycle N
   times+=("$(since "$t0")")
   echo "cycle $n/$cycles ($zc): ${times[-1]} s (attached at $t_attach, I/O checked at $t_io);" \
     "nbdkit RSS $(status_field "$nbdkit_pid" VmRSS) KiB"
+  nbdkit_anon_kib[n]=$(status_field "$nbdkit_pid" RssAnon)
 }
 
 measure start
@@ -168,7 +176,11 @@ check() { # check NAME TOLERANCE (growth from base to end allowed; memavail: dro
 }
 check nbdkit_fds 0
 check nbdkit_threads 0
-check nbdkit_rss_kib 1024
+# nbdkit's anonymous memory, cycle by cycle, and its growth.
+anon_growth=$((nbdkit_anon_kib[cycles] - nbdkit_anon_kib[2]))
+echo "nbdkit RssAnon after each detach (KiB): ${nbdkit_anon_kib[*]}"
+echo "nbdkit RssAnon: ${nbdkit_anon_kib[2]} -> ${nbdkit_anon_kib[cycles]} (growth $anon_growth, allowed 4096)"
+[ "$anon_growth" -le 4096 ] || fail "nbdkit's memory grew by $anon_growth KiB over $((cycles - 2)) cycles: a leak?"
 check files 64
 check slab_kib $((8 << 10))
 check memavail_kib $((24 << 10))
