@@ -33,6 +33,9 @@ _run_cleanups() {
 trap _run_cleanups EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# fio without its progress line: it rewrites one line with \r for minutes,
+# which buries a failing case's messages in CI's excerpt of the log.
+fio() { command fio --eta=never "$@"; }
 
 _kill_pidfile() {
   local pid

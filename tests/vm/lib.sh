@@ -62,10 +62,6 @@
 #                                   exactly what the device held
 . "$(dirname "${BASH_SOURCE[0]}")/../functions.sh"
 
-# fio without its progress line: it rewrites one line with \r for minutes,
-# which buries a failing case's messages in CI's excerpt of the log.
-fio() { command fio --eta=never "$@"; }
-
 # nbdsh needs the distribution's python3 (python3-libnbd), not a user's.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 

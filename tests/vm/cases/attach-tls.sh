@@ -55,8 +55,9 @@ check() {  # check URI QUEUES
     dd if="$dev" of="$TESTDIR/back" bs=1M skip=40 count=4 iflag=direct status=none || fail "read after restart"
     cmp "$TESTDIR/to-device" "$TESTDIR/back" || fail "data differs after the reconnect"
     # The daemon rewrites its state file once a second: the count may lag the I/O.
-    wait_until 5 '"$UNBD" list --json | jq -e --arg dev "$dev" ".[] | select(.dev == \$dev and .reconnects >= 1)" >/dev/null' ||
-      fail "no reconnect counted: $("$UNBD" list --json)"
+    counted() { "$UNBD" list --json | jq -e --arg dev "$dev" '.[] | select(.dev == $dev and .reconnects >= 1)' >/dev/null; }
+    for _ in $(seq 50); do counted && break; sleep 0.1; done
+    counted || fail "no reconnect counted: $("$UNBD" list --json)"
   fi
 
   "$UNBD" detach "$dev" || fail "detach $dev"
