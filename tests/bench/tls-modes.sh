@@ -1,13 +1,16 @@
 #!/bin/bash
 # nbds:// through kTLS vs the user-space tunnel vs plain nbd://, in one boot
-# of the test VM (the measurement behind --tls-mode=auto, DESIGN.md "TLS").
+# of the test VM (the measurement behind --tls-mode=auto, DESIGN.md "TLS"),
+# and the kernel client beside them, plain and with nbd-client's own TLS
+# (-x: nbd-client stays as a GnuTLS proxy between a socketpair handed to
+# nbd.ko and the TCP socket).
 #
 #   tests/bench/tls-modes.sh            (on the host: boots the VM, with the lock)
 #
 # One nbdkit memory export in the guest with --tls=on (TLS optional: the same
-# server for all three), x509 over TCP on 127.0.0.1, one connection (-q 1),
-# copy mode for all three (kTLS and the tunnel need it; plain too, for a fair
-# comparison); fio direct io_uring, time based: 4K randread and randwrite at
+# server for all five), x509 over TCP on 127.0.0.1, one connection (-q 1,
+# -C 1), unbd in copy mode for all three of its modes (kTLS and the tunnel
+# need it; plain too, for a fair comparison); fio direct io_uring, time based: 4K randread and randwrite at
 # QD 32, 1M read and write at QD 8. Each round runs every workload on each
 # mode in turn. The guest clock is instruction counted (UNBD_VM_ICOUNT=4, as
 # the other benchmarks): rates are "per instruction the whole guest spends",
@@ -36,14 +39,29 @@ declare -A dev
 attach "nbd://127.0.0.1:$port/" -q 1 --zero-copy=off; dev[plain]=$DEV
 attach "$tls_uri" -q 1 --tls-mode=ktls; dev[ktls]=$DEV; echo "ktls: $(jq -r .tls <<<"$ATTACH_JSON")"
 attach "$tls_uri" -q 1 --tls-mode=userspace; dev[userspace]=$DEV; echo "userspace: $(jq -r .tls <<<"$ATTACH_JSON")"
-for d in "${dev[@]}"; do dd if=/dev/zero of="$d" bs=1M count=256 oflag=direct status=none; done
+cleanup_fn 'for n in 0 1; do nbd-client -d /dev/nbd$n >/dev/null 2>&1; done'
+kernel_connect() { # DEV [nbd-client TLS options]: -C 1, then wait for the size
+  local dev=$1; shift
+  nbd-client localhost "$port" "$dev" -N "" -C 1 -b 512 "$@" >"$TESTDIR/nbd-client.out" 2>&1 ||
+    { cat "$TESTDIR/nbd-client.out"; fail "nbd-client $dev $*"; }
+  wait_until 10 '[ "$(cat /sys/block/${dev#/dev/}/size)" -gt 0 ]' || fail "nbd-client: $dev has no size"
+}
+kernel_connect /dev/nbd0; dev[kernel]=/dev/nbd0
+kernel_connect /dev/nbd1 -x -A "$PKI/ca-cert.pem" -H localhost; dev[kernel-tls]=/dev/nbd1
+# With TLS nbd-client stays, relaying between nbd.ko's socketpair and TCP.
+pgrep -f "nbd-client localhost $port /dev/nbd1" >/dev/null || fail "no nbd-client TLS proxy for /dev/nbd1"
+echo "kernel-tls: nbd-client $(nbd-client -V 2>&1 | head -1 | grep -o '[0-9.]*$') -x (GnuTLS proxy)"
+modes=(plain ktls userspace kernel kernel-tls)
+# One export behind every device: filling it once (plain) makes every read
+# hit allocated memory.
+dd if=/dev/zero of="${dev[plain]}" bs=1M count=256 oflag=direct status=none || fail "filling the export"
 
 workloads=("randread 4k 32" "randwrite 4k 32" "read 1M 8" "write 1M 8")
 declare -A sum
 for round in $(seq "$BENCH_ROUNDS"); do
   for w in "${workloads[@]}"; do
     read -r rw bs qd <<<"$w"
-    for mode in plain ktls userspace; do
+    for mode in "${modes[@]}"; do
       out=$(fio --name=b --filename="${dev[$mode]}" --ioengine=io_uring --direct=1 --rw="$rw" --bs="$bs" \
         --iodepth="$qd" --size=256M --time_based --runtime="$BENCH_RUNTIME" --output-format=json) ||
         fail "fio $w on $mode"
@@ -55,11 +73,13 @@ for round in $(seq "$BENCH_ROUNDS"); do
   done
 done
 echo
-printf '%-18s %12s %12s %12s %10s %10s\n' workload plain ktls userspace ktls/plain user/plain
+printf '%-18s' workload; printf ' %11s' "${modes[@]}"
+printf ' %10s %10s %11s %11s\n' ktls/plain user/plain ktls/k-tls user/k-tls
 for w in "${workloads[@]}"; do
   read -r rw bs qd <<<"$w"
-  p=${sum["$w/plain"]}; k=${sum["$w/ktls"]}; u=${sum["$w/userspace"]}
   unit=IOPS; [ "$bs" = 1M ] && unit=MiB/s
-  awk -v n="$BENCH_ROUNDS" -v p="$p" -v k="$k" -v u="$u" -v w="$rw $bs QD$qd $unit" \
-    'BEGIN{printf "%-18s %12.1f %12.1f %12.1f %10.2f %10.2f\n", w, p/n, k/n, u/n, k/p, u/p}'
+  printf '%-18s' "$rw $bs QD$qd $unit"
+  for mode in "${modes[@]}"; do awk -v n="$BENCH_ROUNDS" -v s="${sum["$w/$mode"]}" 'BEGIN{printf " %11.1f", s/n}'; done
+  awk -v p="${sum["$w/plain"]}" -v k="${sum["$w/ktls"]}" -v u="${sum["$w/userspace"]}" -v kt="${sum["$w/kernel-tls"]}" \
+    'BEGIN{printf " %10.2f %10.2f %11.2f %11.2f\n", k/p, u/p, k/kt, u/kt}'
 done
