@@ -10,9 +10,9 @@
 # One nbdkit memory export in the guest with --tls=on (TLS optional: the same
 # server for all five), x509 over TCP on 127.0.0.1, one connection (-q 1,
 # -C 1), unbd in copy mode for all three of its modes (kTLS and the tunnel
-# need it; plain too, for a fair comparison); fio direct io_uring, time based: 4K randread and randwrite at
-# QD 32, 1M read and write at QD 8. Each round runs every workload on each
-# mode in turn. The guest clock is instruction counted (UNBD_VM_ICOUNT=4, as
+# need it; plain too, for a fair comparison); fio direct io_uring, time
+# based: 4K randread and randwrite at QD 32, 1M read and write at QD 8. Each
+# round runs every workload on each mode in turn. The guest clock is instruction counted (UNBD_VM_ICOUNT=4, as
 # the other benchmarks): rates are "per instruction the whole guest spends",
 # crypto included, and repeat between boots.
 #
