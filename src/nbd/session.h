@@ -22,6 +22,10 @@
 // payload straight into the fixed buffer at index == tag. With UserCopy or
 // fill_request, replies are read in bulk into a staging buffer instead.
 //
+// SIGPIPE: the process must ignore it. WRITE_FIXED (read_write_fixed mode)
+// has no MSG_NOSIGNAL, so a server that closed its end kills a process that
+// still has the default action; with SIGPIPE ignored the send fails EPIPE.
+//
 // Failure: a lost connection or protocol violation marks the session
 // failed (failure_reason() says why), shuts the socket down so every
 // pending SQE completes, and stops arming new ones. Once idle() the owner
