@@ -122,8 +122,11 @@ why=$(curl -s "$M/readyz")
 echo "server killed: /readyz 503 after ${WAITED}s: $why"
 [[ $why == *reconnecting* || $why == *down* ]] || fail "/readyz gives no reason: '$why'"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$M/healthz")" = 200 ] || fail "/healthz is not 200 while reconnecting"
-curl -sf "$M/metrics" | grep -qx "unbd_connection_state{device=\"$ID\",dev=\"$DEV\",uri=\"[^\"]*\",state=\"reconnecting\"} 1" ||
-  fail "unbd_connection_state does not say reconnecting: $(curl -sf "$M/metrics" | grep '^unbd_connection_state')"
+# Scraped into a variable first: with pipefail, `curl | grep -q` fails when
+# grep stops reading at its match while curl still writes (curl exits 23).
+scrape=$(curl -sf "$M/metrics") || fail "/metrics while reconnecting: curl failed"
+grep -qx "unbd_connection_state{device=\"$ID\",dev=\"$DEV\",uri=\"[^\"]*\",state=\"reconnecting\"} 1" <<<"$scrape" ||
+  fail "unbd_connection_state does not say reconnecting: $(grep '^unbd_connection_state' <<<"$scrape")"
 server_start disk
 wait_until 20 '[ "$(curl -s -o /dev/null -w "%{http_code}" "$M/readyz")" = 200 ]' ||
   fail "/readyz still $(curl -s "$M/readyz") 20 s after the server came back"
@@ -139,8 +142,9 @@ if kernel_has QUIESCE; then
     fail "after unbd restart, unbd list --json says metrics '$(device_field metrics)'"
   wait_until 10 '[ "$(curl -s -o /dev/null -w "%{http_code}" "$M/readyz")" = 200 ]' ||
     fail "after unbd restart, /readyz is $(curl -s "$M/readyz")"
-  curl -sf "$M/metrics" | grep -q "^unbd_device_live{device=\"$ID\",.*} 1$" ||
-    fail "after unbd restart, /metrics does not show device $ID live"
+  scrape=$(curl -sf "$M/metrics") || fail "/metrics after unbd restart: curl failed"
+  grep -q "^unbd_device_live{device=\"$ID\",.*} 1$" <<<"$scrape" ||
+    fail "after unbd restart, /metrics does not show device $ID live: $(grep '^unbd_device_live' <<<"$scrape")"
   echo "after unbd restart the new daemon serves $M again"
 else
   skip_part "metrics across unbd restart (no UBLK_F_QUIESCE, 6.16+)"
