@@ -138,8 +138,11 @@ podman start unbd-sidecar >/dev/null || fail "podman start (the restart) failed"
 wait_device_live "restart after SIGKILL"
 echo "podman kill -s KILL: device quiesced; podman start to live in $(since "$t1") s ($(since "$t0") s since the kill)"
 [ "$(device_field pid)" != "$pid" ] || fail "unbd list still shows the killed daemon's pid"
-podman logs unbd-sidecar 2>&1 | grep -q 'waiting for a daemon: recovering it' ||
-  { podman logs unbd-sidecar 2>&1 | tail -20 >&2; fail "the restarted sidecar did not say it recovered device $ID"; }
+# Into a variable first: with pipefail, `podman logs | grep -q` fails when
+# grep exits at its match while podman still writes.
+sidecar_log=$(podman logs unbd-sidecar 2>&1)
+grep -q 'waiting for a daemon: recovering it' <<<"$sidecar_log" ||
+  { tail -20 <<<"$sidecar_log" >&2; fail "the restarted sidecar did not say it recovered device $ID"; }
 
 wait $consumer_pid || { cat "$TESTDIR/consumer.out" >&2; fail "the consumer failed across the daemon kill"; }
 [ -e "$TESTDIR/shared/done" ] || fail "the consumer did not finish"
