@@ -131,8 +131,9 @@ server_start disk
 wait_until 20 '[ "$(curl -s -o /dev/null -w "%{http_code}" "$M/readyz")" = 200 ]' ||
   fail "/readyz still $(curl -s "$M/readyz") 20 s after the server came back"
 echo "server back: /readyz 200 after ${WAITED}s"
-curl -sf "$M/metrics" | grep -Eq '^unbd_reconnects_total\{.*\} [1-9]' ||
-  fail "unbd_reconnects_total did not count the reconnect: $(curl -sf "$M/metrics" | grep '^unbd_reconnects_total')"
+scrape=$(curl -sf "$M/metrics") || fail "/metrics after the server came back: curl failed"
+grep -Eq '^unbd_reconnects_total\{.*\} [1-9]' <<<"$scrape" ||
+  fail "unbd_reconnects_total did not count the reconnect: $(grep '^unbd_reconnects_total' <<<"$scrape")"
 
 # A live restart: the old daemon lets go of the port, the new one (started
 # from the state file) serves it again, from fresh counters.
