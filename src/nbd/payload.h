@@ -33,4 +33,8 @@ const char* name(PayloadOps ops);
 // costs an extra CQE (see DESIGN.md); ask for it explicitly on real NICs.
 PayloadOps choose_payload_ops(const uring::SocketOpSupport& support);
 
+// Whether the probe found every op `ops` puts on the socket. A mode it
+// lacks fails each send or receive (EINVAL, EOPNOTSUPP): check before use.
+bool payload_ops_work(const uring::SocketOpSupport& support, PayloadOps ops);
+
 }  // namespace unbd::nbd

@@ -321,8 +321,12 @@ void ReconnectingSession::on_watch(uint64_t generation, int res) {
 
 void ReconnectingSession::prepare_sqes() {
     const auto now = Clock::now();
-    for (std::size_t i = 0; i < ready_.size(); ++i) try_finish(ready_[i]);
-    ready_.clear();
+    // A frontend may submit again from its completion callback; when the
+    // connection is gone that request lands in ready_ at once. Finishing
+    // only this round's batch keeps such a loop from spinning here forever.
+    finishing_.swap(ready_);
+    for (uint16_t tag : finishing_) try_finish(tag);
+    finishing_.clear();
     if (!peer_gone_.empty() && connected() && session_->in_flight() == 0) session_->fail(peer_gone_);
     if (session_ && session_->failed()) {
         peer_gone_.clear();

@@ -158,6 +158,7 @@ private:
     std::deque<uint16_t> held_;       // parked: waiting for a connection
     std::deque<uint16_t> log_waiters_;
     std::vector<uint16_t> ready_;     // tags to try_finish in prepare_sqes
+    std::vector<uint16_t> finishing_; // prepare_sqes' batch of ready_ (reused storage)
     uint64_t next_order_ = 0;
     unsigned copies_in_kernel_ = 0;
     unsigned unlogged_acks_ = 0;      // replied writes whose copy is still running

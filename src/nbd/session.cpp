@@ -40,6 +40,16 @@ PayloadOps choose_payload_ops(const uring::SocketOpSupport& s) {
     return PayloadOps::ReadWriteFixed;
 }
 
+bool payload_ops_work(const uring::SocketOpSupport& s, PayloadOps ops) {
+    switch (ops) {
+        case PayloadOps::UserCopy: return true;
+        case PayloadOps::ReadWriteFixed: return s.read_fixed && s.write_fixed;
+        case PayloadOps::SendRecvFixed: return s.send_fixed && s.recv_fixed;
+        case PayloadOps::SendZcFixed: return s.send_zc_fixed && s.read_fixed;
+    }
+    return false;
+}
+
 Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const ExportInfo& info,
                  SessionOptions options)
     : ring_(ring), socket_(socket), raw_fd_(raw_fd), info_(info), opt_(std::move(options)) {

@@ -32,11 +32,7 @@ nbd::PayloadOps parse_payload_ops(const std::string& text) {
 ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
                                 const uring::SocketOpSupport& ops, std::optional<nbd::PayloadOps> payload) {
     if (payload) {
-        const bool works = *payload == nbd::PayloadOps::UserCopy         ? true
-                           : *payload == nbd::PayloadOps::ReadWriteFixed ? ops.read_fixed && ops.write_fixed
-                           : *payload == nbd::PayloadOps::SendRecvFixed  ? ops.send_fixed && ops.recv_fixed
-                                                                         : ops.send_zc_fixed && ops.read_fixed;
-        if (!works) {
+        if (!nbd::payload_ops_work(ops, *payload)) {
             throw Error(std::string("--payload-ops ") + nbd::name(*payload) +
                         ": this kernel cannot do it on this transport (probe found: " + ops.describe() + ")");
         }

@@ -1,13 +1,17 @@
 // unbd engine for unbd-bench: connect_export + SyntheticFrontend, the same
 // loop a ublk queue thread runs.
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <chrono>
 
 #include "bench_engines.h"
 #include "bench_workload.h"
+#include "common/error.h"
 #include "nbd/connect.h"
 #include "nbd/synthetic_frontend.h"
 #include "nbd/uri.h"
+#include "uring/probe.h"
 
 namespace unbd::bench {
 
@@ -22,7 +26,14 @@ nbd::PayloadOps payload_ops(const std::string& s) {
 
 Result run_unbd(const BenchOptions& o) {
     using clock = std::chrono::steady_clock;
-    nbd::Connection c = nbd::connect_export(nbd::parse_uri(o.uri), nbd::ConnectOptions{});
+    const nbd::Uri uri = nbd::parse_uri(o.uri);
+    // A mode the kernel refuses would fail every request; say so instead.
+    const uring::SocketOpSupport ops =
+        uring::probe_socket_ops(uri.socket_path.empty() ? AF_INET : AF_UNIX, o.payload == "send_zc_fixed");
+    if (!nbd::payload_ops_work(ops, payload_ops(o.payload)))
+        throw Error("--payload " + o.payload + ": this kernel cannot do it on this transport (probe found: " +
+                    ops.describe() + ")");
+    nbd::Connection c = nbd::connect_export(uri, nbd::ConnectOptions{});
     Workload w(o, c.info.size);
     const auto qd = static_cast<uint16_t>(o.qd);
     nbd::SyntheticFrontend fe(std::move(c), nbd::SyntheticOptions{.queue_depth = qd,

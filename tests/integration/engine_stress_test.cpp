@@ -129,3 +129,37 @@ TEST_CASE("engine: server killed mid-stream, every request accounted for") {
     }
     for (uint16_t t = 1; t < kDepth; t += 2) CHECK(results[t] == -EIO);  // no read got its delayed reply
 }
+
+// Unix sockets have no zero-copy send: the kernel refuses SEND_ZC with
+// EOPNOTSUPP on any version. That is our own op failing, not the server
+// going away: every request must still complete (-EIO), promptly.
+TEST_CASE("engine: the kernel refusing our send op fails requests, never hangs") {
+    NbdkitProcess server({"memory", "16M"});
+    auto fe = connect_engine(server.uri(), {.queue_depth = 4, .buffer_bytes = 65536,
+                                            .payload_ops = nbd::PayloadOps::SendZcFixed});
+    CHECK(fe->execute({.op = BlockOp::Write, .offset = 0, .length = 4096}, 5s) == -EIO);
+    CHECK(fe->session().failed());
+    MESSAGE("failure: " << fe->session().failure_reason());
+}
+
+// A frontend that submits again from its completion callback (the
+// benchmark does) after the connection is gone: each resubmission fails
+// at once, and must finish in a later step, not within the same one
+// (that spun forever, growing a vector until std::bad_alloc).
+TEST_CASE("engine: resubmitting from the completion callback after a failure does not spin") {
+    NbdkitProcess server({"memory", "16M"});
+    constexpr uint16_t kDepth = 4;
+    auto fe = connect_engine(server.uri(), {.queue_depth = kDepth, .buffer_bytes = 65536});
+    server.kill_now();
+    std::size_t completions = 0;
+    fe->set_on_complete([&](uint16_t tag, int r) {
+        CHECK(r == -EIO);
+        // Bounded, so that a regression fails here instead of hanging.
+        if (++completions < 100'000) fe->submit({.tag = tag, .op = BlockOp::Read, .offset = 0, .length = 4096});
+    });
+    for (uint16_t t = 0; t < kDepth; ++t) fe->submit({.tag = t, .op = BlockOp::Read, .offset = 0, .length = 4096});
+    REQUIRE(fe->run_until([&] { return fe->session().failed() && completions >= kDepth; }, 5s));
+    const std::size_t before = completions;
+    fe->step(std::chrono::milliseconds(10));  // it runs prepare_sqes twice
+    CHECK(completions - before <= 2 * kDepth);
+}
