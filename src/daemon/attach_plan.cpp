@@ -106,23 +106,22 @@ void check_same_export(const nbd::ExportInfo& first, const nbd::ExportInfo& othe
 
 // User-space TLS encrypts in this process, so the payload must pass through
 // our buffers anyway: copy mode. The kernel's pages (zero copy) would only
-// add a copy into the tunnel's socketpair. kTLS could take them, but its
-// sendmsg refuses the MSG_WAITALL the fixed-buffer send chains need
-// (nbd/ktls.h; Linux 7.3): copy mode there too, one SENDMSG per chain.
+// add a copy into the tunnel's socketpair. kTLS takes them: the session
+// sends stepwise there (its sendmsg refuses MSG_WAITALL, nbd/ktls.h), and
+// encrypts and decrypts straight from and into the request's pages.
 ublk::ZeroCopyRequest tls_zero_copy(ublk::ZeroCopyRequest asked, bool ktls,
                                     std::optional<nbd::PayloadOps> payload) {
-    if (ktls && payload && *payload != nbd::PayloadOps::UserCopy)
-        throw usage_error(std::string("--payload-ops ") + nbd::name(*payload) +
-                          " cannot work with kernel TLS: its sendmsg refuses MSG_WAITALL, which the fixed-buffer "
-                          "send chains need; kTLS runs in copy mode (user_copy)");
+    if (ktls) {
+        if (payload && *payload == nbd::PayloadOps::SendZcFixed)
+            throw usage_error("--payload-ops send_zc_fixed is not supported with kernel TLS (it encrypts into records "
+                              "of its own); use send_recv_fixed, read_write_fixed or user_copy");
+        return asked;
+    }
     if (asked == ublk::ZeroCopyRequest::On)
-        throw usage_error(ktls ? "--zero-copy=on cannot work with kernel TLS yet: its sendmsg refuses MSG_WAITALL, "
-                                 "which the fixed-buffer send chains need (copy mode); use --zero-copy=auto or off"
-                               : "--zero-copy=on cannot work with TLS: unbd encrypts in user space (copy mode), so "
-                                 "the payload must be in its own buffers; use --zero-copy=auto or off");
+        throw usage_error("--zero-copy=on cannot work with TLS: unbd encrypts in user space (copy mode), so "
+                          "the payload must be in its own buffers; use --zero-copy=auto or off, or --tls-mode=ktls");
     if (asked == ublk::ZeroCopyRequest::Auto)
-        spdlog::info(ktls ? "zero copy off: kernel TLS refuses the fixed-buffer send chains' MSG_WAITALL"
-                          : "zero copy off: TLS is done in user space, which needs the payload in unbd's buffers");
+        spdlog::info("zero copy off: TLS is done in user space, which needs the payload in unbd's buffers");
     return ublk::ZeroCopyRequest::Off;
 }
 

@@ -4,9 +4,14 @@
 // receives on that socket itself, and must speak the way kTLS accepts:
 // - sendmsg takes no MSG_WAITALL: tls_sw_sendmsg() refuses any flag beyond
 //   MSG_MORE/DONTWAIT/NOSIGNAL/EOR/... with EOPNOTSUPP (seen on Linux 7.3;
-//   TCP ignores the flag). So the linked fixed-buffer send chains, whose
-//   short-send safety is MSG_WAITALL, cannot run on it: copy mode (one
-//   SENDMSG per chain, a short send resent by the engine) is what works.
+//   TCP ignores the flag). The linked fixed-buffer send chains rely on it
+//   for short-send safety, so on kTLS the session sends them stepwise:
+//   one unlinked SQE at a time, a short send resent from where it stopped
+//   (send_chain.cpp). Zero copy then works: WRITE_FIXED or send with
+//   FIXED_BUF encrypts straight from the request's pages, and READ_FIXED
+//   or recv with FIXED_BUF decrypts straight into them. Copy mode sends
+//   one SENDMSG per chain without the flag. SEND_ZC is refused: kTLS
+//   encrypts into buffers of its own, so there is nothing to gain.
 // - a record that is not data (an alert; renegotiation is off, TLS 1.2 has
 //   no post-handshake tickets) fails a plain recv with EIO: the engine takes
 //   it as a lost connection, and the reconnect redoes the TLS handshake.

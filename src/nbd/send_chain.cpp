@@ -3,6 +3,10 @@
 // share one send; a WRITE's payload follows its header as a fixed-buffer
 // op. A short send ends the chain early (the kernel cancels the rest with
 // -ECANCELED); the unsent remainder becomes the next chain, in order.
+// Stepwise (a kTLS socket refuses MSG_WAITALL, so a link cannot be trusted
+// to stop at a short send): only the first unsent segment goes, unlinked;
+// its completion starts the next, and a short one is resent from where it
+// stopped, so the stream never has a gap.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -92,21 +96,23 @@ void Session::start_chain() {
     if (chain_resume_ > 0) chain_.erase(chain_.begin(), chain_.begin() + static_cast<long>(chain_resume_));
     chain_resume_ = 0;
     chain_broken_ = false;
-    const unsigned n = static_cast<unsigned>(chain_.size());
-    if (n == 0) return;
+    const unsigned segments = static_cast<unsigned>(chain_.size());
+    if (segments == 0) return;
     if (opt_.payload_ops == PayloadOps::UserCopy) return start_sendmsg();
+    const unsigned n = stepwise_ ? 1u : segments;
+    // MSG_WAITALL: without it a short send completes "successfully" and a
+    // link goes on, interleaving the stream; with it a short send fails the
+    // link (kernel net.c min_ret) and we resend. Stepwise needs no link.
+    const int waitall = stepwise_ ? 0 : MSG_WAITALL;
     if (!ring_.reserve(n)) return fail("NBD session: cannot reserve " + std::to_string(n) + " SQEs for a send chain");
     for (unsigned i = 0; i < n; ++i) {
         Segment& seg = chain_[i];
         io_uring_sqe* sqe = ring_.get_sqe();
         const uint32_t left = seg.length - seg.done;
-        const bool last = i + 1 == n;
         if (seg.kind == Segment::Kind::Headers) {
-            // MSG_WAITALL: without it a short send completes "successfully"
-            // and the link goes on, interleaving the stream; with it a short
-            // send fails the link (kernel net.c min_ret) and we resend.
-            // MSG_MORE lets TCP put a header and its payload in one segment.
-            const int flags = MSG_NOSIGNAL | MSG_WAITALL | (last ? 0 : MSG_MORE);
+            // MSG_MORE lets TCP (and kTLS: one record) put a header and its
+            // payload together.
+            const int flags = MSG_NOSIGNAL | waitall | (i + 1 == segments ? 0 : MSG_MORE);
             uring::prep_send(sqe, socket_, header_buf_.data() + seg.offset + seg.done, left, flags);
         } else {
             const uint64_t addr = payload_addr(seg.tag, seg.offset + seg.done);
@@ -114,15 +120,15 @@ void Session::start_chain() {
                 case PayloadOps::UserCopy:  // handled by start_sendmsg
                 case PayloadOps::ReadWriteFixed: uring::prep_write_fixed(sqe, socket_, addr, left, seg.tag); break;
                 case PayloadOps::SendRecvFixed:
-                    uring::prep_send_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL | MSG_WAITALL, seg.tag);
+                    uring::prep_send_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL | waitall, seg.tag);
                     break;
                 case PayloadOps::SendZcFixed:
-                    uring::prep_send_zc_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL | MSG_WAITALL, seg.tag);
+                    uring::prep_send_zc_fixed(sqe, socket_, addr, left, MSG_NOSIGNAL | waitall, seg.tag);
                     break;
             }
             ++slots_[seg.tag].payload_sends;
         }
-        if (!last) uring::set_link(sqe);
+        if (i + 1 < n) uring::set_link(sqe);
         uring::set_user_data(sqe, user_data(kSend, send_value(i, seg.tag)));
     }
     sqes_in_kernel_ += n;
@@ -221,8 +227,9 @@ void Session::finish_chain() {
         if (disc_queued_) disc_sent_ = true;
         return;
     }
-    chain_broken_ = true;
-    ++stats_.broken_chains;
+    chain_broken_ = true;  // prepare_sqes resumes at `first`
+    // Stepwise, a segment sent whole just hands over to the next one.
+    if (!stepwise_ || chain_[first].done > 0) ++stats_.broken_chains;
     chain_resume_ = first;
 }
 

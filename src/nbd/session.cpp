@@ -60,11 +60,12 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
     if (opt_.payload_ops == PayloadOps::UserCopy && opt_.buffer_kind != BufferKind::UserAddress)
         throw Error("NBD session: kernel-registered buffers need a fixed-buffer payload mode");
     // kTLS (nbd/ktls.h): its sendmsg refuses MSG_WAITALL, which the linked
-    // fixed-buffer chains rely on; only one SENDMSG per chain works there.
+    // fixed-buffer chains rely on: they go stepwise there. SEND_ZC gains
+    // nothing on it (kTLS encrypts into buffers of its own).
     kernel_tls_ = socket_uses_ktls(raw_fd_);
-    if (kernel_tls_ && opt_.payload_ops != PayloadOps::UserCopy)
-        throw Error(std::string("NBD session: payload mode ") + name(opt_.payload_ops) +
-                    " cannot run on a kernel TLS socket (its sendmsg refuses MSG_WAITALL): copy mode only");
+    if (kernel_tls_ && opt_.payload_ops == PayloadOps::SendZcFixed)
+        throw Error("NBD session: payload mode send_zc_fixed is not supported on a kernel TLS socket");
+    stepwise_ = opt_.payload_ops != PayloadOps::UserCopy && (kernel_tls_ || opt_.stepwise_sends);
     chunk_ = split_size(info_, opt_.max_request_bytes);
     // UserCopy sends a whole chain as one SQE; its cap is the iovec limit.
     opt_.max_chain_sqes = opt_.payload_ops == PayloadOps::UserCopy ? 1024u  // UIO_MAXIOV

@@ -18,6 +18,7 @@
 // on the last), reserved together so no submit cuts it; requests arriving
 // meanwhile are batched into the next chain. A short or failed send breaks
 // the chain: the remainder and the cancelled SQEs are resent in order.
+// Stepwise (kTLS): the same chain, one unlinked SQE in flight at a time.
 // Replies: one reader; a 16-byte simple reply header, then for READ the
 // payload straight into the fixed buffer at index == tag. With UserCopy or
 // fill_request, replies are read in bulk into a staging buffer instead.
@@ -86,6 +87,12 @@ struct SessionOptions {
     // bulk buffer, the rest of a large one received straight into the
     // registered buffer.
     std::function<int(uint16_t tag, uint32_t offset, const void* src, uint32_t length)> fill_request;
+    // Fixed-buffer modes: send a chain's segments one SQE at a time, each
+    // after the previous one completed, without MSG_WAITALL (a short send is
+    // resent from where it stopped). Forced on a kernel TLS socket, whose
+    // sendmsg refuses MSG_WAITALL (nbd/ktls.h); an option so the host, which
+    // has no kTLS, tests the same path.
+    bool stepwise_sends = false;
 };
 
 // Where byte `offset` of tag's payload is, as SQEs name it: the one place
@@ -194,7 +201,8 @@ private:
 
     uring::Ring& ring_;
     uring::Target socket_;
-    bool kernel_tls_ = false;  // the socket runs kTLS (nbd/ktls.h): copy mode, no MSG_WAITALL
+    bool kernel_tls_ = false;  // the socket runs kTLS (nbd/ktls.h): no MSG_WAITALL on sends
+    bool stepwise_ = false;    // one unlinked send SQE at a time (SessionOptions::stepwise_sends)
     int raw_fd_;
     ExportInfo info_;
     SessionOptions opt_;

@@ -52,6 +52,7 @@ SyntheticFrontend::SyntheticFrontend(Connection connection, const SyntheticOptio
     };
     so.payload_ops = options_.payload_ops;
     so.max_chain_sqes = options_.max_chain_sqes;
+    so.stepwise_sends = options_.stepwise_sends;
     so.on_complete = [this](uint16_t tag, int result) {
         if (on_complete_) on_complete_(tag, result);
     };

@@ -28,6 +28,7 @@ struct SyntheticOptions {
     PayloadOps payload_ops = PayloadOps::ReadWriteFixed;
     bool fixed_file = true;            // register the socket, use IOSQE_FIXED_FILE
     unsigned max_chain_sqes = 64;
+    bool stepwise_sends = false;       // SessionOptions::stepwise_sends (kTLS's way, tested on plain TCP)
     bool fast_taskrun = true;          // SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN
     // Reconnect, replay, io timeout (bind_socket is filled in here).
     ReconnectOptions reconnect{.io_timeout = std::chrono::milliseconds(0)};

@@ -2,11 +2,13 @@
 # attach nbds:// with --tls-mode=ktls: the kernel's TLS (the `tls` module)
 # encrypts and decrypts on the engine's own TCP socket, no tunnel. Asserts it
 # really is kTLS (`ss` shows tcp-ulp-tls on every connection; `unbd list`
-# says ktls, TLSv1.2), copy mode (--zero-copy=on refused, saying why), fio
+# says ktls, TLSv1.2), zero copy by default (the session's stepwise sends:
+# the kernel encrypts from and decrypts into the request's pages), fio
 # --verify=crc32c through the device, the bytes checked by libnbd over its own
-# TLS, a server killed and restarted (the reconnect redoes kTLS), the same
-# server with --tls-mode=userspace (no ULP on the socket), kTLS on a Unix
-# socket refused, and detach leaving nothing behind.
+# TLS, a server killed and restarted (the reconnect redoes kTLS), kTLS in
+# copy mode (--zero-copy=off), the same server with --tls-mode=userspace (no
+# ULP on the socket), SEND_ZC and kTLS on a Unix socket refused, and detach
+# leaving nothing behind.
 # Runs in the guest: tests/vm/run -- bash THIS.
 . "$(dirname "$0")/../lib.sh"
 . "$UNBD_SOURCE_DIR/tests/integration/support/tls.sh"
@@ -27,9 +29,8 @@ start_server() {
 start_server
 uri="nbds://localhost:$port/?tls-certificates=$PKI"
 
-expect_fail "zero copy on with kTLS" "$UNBD" attach "$uri" --tls-mode=ktls --zero-copy=on
-grep -q "zero-copy=on cannot work with kernel TLS yet: its sendmsg refuses MSG_WAITALL" "$STDERR" ||
-  fail "unexpected message: $(cat "$STDERR")"
+expect_fail "SEND_ZC with kTLS" "$UNBD" attach "$uri" --tls-mode=ktls --payload-ops send_zc_fixed
+grep -q "send_zc_fixed is not supported with kernel TLS" "$STDERR" || fail "unexpected message: $(cat "$STDERR")"
 expect_fail "kTLS on a Unix socket" "$UNBD" attach --tls-mode=ktls \
   "nbds+unix:///?socket=$TESTDIR/none.sock&tls-certificates=$PKI"
 grep -q "tls-mode=ktls needs TCP" "$STDERR" || fail "unexpected message: $(cat "$STDERR")"
@@ -37,7 +38,9 @@ grep -q "tls-mode=ktls needs TCP" "$STDERR" || fail "unexpected message: $(cat "
 echo "== attach --tls-mode=ktls -q 2"
 attach "$uri" --tls-mode=ktls -q 2
 pid=$(jq -r .pid <<<"$ATTACH_JSON")
-[[ $ZC == off/* ]] || fail "kTLS must run in copy mode, got $ZC"
+# 7.3 has UBLK_F_AUTO_BUF_REG: zero copy, sent stepwise on kTLS.
+[[ $ZC == auto-buf-reg/* ]] || fail "kTLS should run zero copy here, got $ZC"
+echo "zero copy: $ZC"
 [ "$QUEUES" = 2 ] || fail "expected 2 queues, got $QUEUES"
 jq -e '.tls | startswith("ktls (TLSv1.2, x509, ")' <<<"$ATTACH_JSON" >/dev/null ||
   fail "attach --json tls: $(jq .tls <<<"$ATTACH_JSON")"
@@ -66,6 +69,25 @@ fio --name=ktls2 --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --
 detach "$ID"
 ! kill -0 "$pid" 2>/dev/null || fail "daemon $pid still running after detach"
 [ "$(ktls_sockets)" = 0 ] || fail "kTLS connections left after detach"
+
+# The other payload modes on kTLS: zero copy with READ_FIXED/WRITE_FIXED,
+# and copy mode. Each reads back what zero copy wrote, then writes and reads.
+for mode in "--payload-ops read_write_fixed" "--zero-copy=off"; do
+  echo "== kTLS with $mode"
+  # shellcheck disable=SC2086 # two words on purpose
+  attach "$uri" --tls-mode=ktls $mode
+  echo "zero copy: $ZC"
+  case $mode in
+  --zero-copy=off) [[ $ZC == off/* ]] || fail "$mode, got $ZC" ;;
+  *) [[ $ZC == auto-buf-reg/read_write_fixed ]] || fail "$mode, got $ZC" ;;
+  esac
+  [ "$(ktls_sockets)" -ge 1 ] || fail "$mode is not kTLS: $(ss -tnie state established)"
+  dd if="$DEV" of="$TESTDIR/back1" bs=1M skip=40 count=4 iflag=direct status=none || fail "read ($mode)"
+  cmp "$TESTDIR/to-device" "$TESTDIR/back1" || fail "data differs ($mode)"
+  fio --name=ktls3 --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k-256k --size=8M \
+    --iodepth=8 --verify=crc32c --verify_fatal=1 --output="$TESTDIR/fio3.out" || { cat "$TESTDIR/fio3.out"; fail "fio ($mode)"; }
+  detach "$ID"
+done
 
 echo "== the same server, --tls-mode=userspace"
 attach "$uri" --tls-mode=userspace
