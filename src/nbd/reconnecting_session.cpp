@@ -187,12 +187,19 @@ void ReconnectingSession::check_io_timeout(Clock::time_point now) {
 void ReconnectingSession::park_if_idle() {
     if (session_ && session_->idle() && !gone_for_good_) {
         std::vector<uint16_t> given_up;
+        // Re-sending what the kernel refused would be refused again.
+        const bool refused = session_->refused_by_kernel();
         for (const BlockRequest& r : session_->take_unfinished()) {
             Request& q = reqs_[r.tag];
             q.in_session = false;
             if (r.tag == own_tag_) {
                 own_flush_busy_ = false;
                 q.active = false;
+            } else if (refused) {
+                spdlog::error("connection {}: a {} at offset {} fails with EIO: the kernel refused unbd's own I/O "
+                              "({}), which no new connection can cure",
+                              opt_.index, name(q.req.op), q.req.offset, session_->failure_reason());
+                given_up.push_back(r.tag);
             } else if (++q.losses >= kLossesBeforeFailing) {
                 spdlog::error("connection {}: a {} at offset {} was out each time the connection was lost, {} times "
                               "in a row: failing it with EIO",

@@ -16,7 +16,9 @@
 //              out when kLossesBeforeFailing connections in a row were lost
 //              fails with -EIO instead of going out again: a server that
 //              never answers it, or drops the connection over it, would
-//              otherwise hold it (and its caller) forever.
+//              otherwise hold it (and its caller) forever. When the
+//              kernel refused our own op (Session::refused_by_kernel), what
+//              was out fails with -EIO at once: re-sending gets the same.
 //   durability with a DurabilityLog (Replay), every WRITE's data is copied
 //              into the log: by memcpy from our own buffer (copy mode); in
 //              zero copy by the frontend's copy_request_data for small

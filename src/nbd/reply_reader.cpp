@@ -63,7 +63,7 @@ void Session::on_header_cqe(int res) {
     if (failed_) return;
     if (res == -EINTR || res == -EAGAIN) return;  // re-armed by prepare_sqes
     if (res == 0 || res == -ECONNRESET) return fail("NBD session: the server closed the connection");
-    if (res < 0) return fail(errno_text("NBD session: receiving from the server failed", res));
+    if (res < 0) return fail_io("NBD session: receiving from the server failed", res);
     if (!stage_.empty()) {
         stage_len_ += static_cast<std::size_t>(res);
         return process_stage();
@@ -165,7 +165,7 @@ void Session::on_payload_cqe(int res) {
     if (res == -EINTR || res == -EAGAIN) return;
     if (res == 0 || res == -ECONNRESET)
         return fail("NBD session: the server closed the connection in the middle of a READ payload");
-    if (res < 0) return fail(errno_text("NBD session: receiving a READ payload failed", res));
+    if (res < 0) return fail_io("NBD session: receiving a READ payload failed", res);
     const auto n = static_cast<uint32_t>(res);
     if (n > payload_left_) return fail("NBD session: the kernel returned more payload than asked for");
     payload_offset_ += n;

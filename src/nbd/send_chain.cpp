@@ -170,7 +170,7 @@ void Session::on_send_cqe(uint64_t value, const io_uring_cqe& cqe) {
         else if (res == -EPIPE || res == -ECONNRESET)
             fail("NBD session: the server closed the connection while a request was being sent");
         else if (res < 0)
-            fail(errno_text("NBD session: sending to the server failed", res));
+            fail_io("NBD session: sending to the server failed", res);
         uint32_t left = res > 0 ? static_cast<uint32_t>(res) : 0;
         for (Segment& seg : chain_) {
             const uint32_t n = std::min(left, seg.length - seg.done);
@@ -211,7 +211,7 @@ void Session::on_send_cqe(uint64_t value, const io_uring_cqe& cqe) {
     } else if (res == -EPIPE || res == -ECONNRESET) {
         fail("NBD session: the server closed the connection while a request was being sent");
     } else {
-        fail(errno_text("NBD session: sending to the server failed", res));
+        fail_io("NBD session: sending to the server failed", res);
     }
     if (chain_cqes_pending_ == 0) finish_chain();
     if (payload) maybe_complete(tag);

@@ -201,6 +201,15 @@ bool Session::handle_cqe(const io_uring_cqe& cqe) {
     return true;
 }
 
+// Errors that name our own SQE, not the peer: the kernel refused the op or
+// its arguments (an op this kernel lacks on this socket, a bad buffer).
+void Session::fail_io(const std::string& what, int res) {
+    if (failed_) return;
+    fail(errno_text(what, res));
+    const int err = -res;
+    refused_by_kernel_ = err == EINVAL || err == EOPNOTSUPP || err == EFAULT || err == EBADF || err == ENOTSOCK;
+}
+
 void Session::fail(const std::string& reason) {
     if (failed_) return;
     failed_ = true;

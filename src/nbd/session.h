@@ -133,6 +133,10 @@ public:
 
     bool failed() const noexcept { return failed_; }
     const std::string& failure_reason() const noexcept { return failure_reason_; }
+    // The failure was the kernel refusing one of our own operations (EINVAL,
+    // EOPNOTSUPP, EFAULT, ...), not the connection: a new one would get the
+    // same answer, so the owner should not re-send what was out.
+    bool refused_by_kernel() const noexcept { return refused_by_kernel_; }
     // True when no SQE of this session is in the kernel.
     bool idle() const noexcept { return sqes_in_kernel_ == 0; }
     // Requests submitted and not yet completed.
@@ -157,6 +161,8 @@ public:
     void fail(const std::string& reason);
 
 private:
+    // fail() for an I/O CQE's negative result; notes refused_by_kernel().
+    void fail_io(const std::string& what, int res);
     // One part = one NBD command (a READ/WRITE piece, or the FUA flush).
     using Slot = RequestSlot;
     struct Segment {
@@ -244,6 +250,7 @@ private:
     unsigned sqes_in_kernel_ = 0;
     bool failed_ = false;
     std::string failure_reason_;
+    bool refused_by_kernel_ = false;
     bool disc_requested_ = false;
     bool disc_queued_ = false;
     bool disc_sent_ = false;

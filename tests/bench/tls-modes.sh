@@ -8,9 +8,11 @@
 #   tests/bench/tls-modes.sh            (on the host: boots the VM, with the lock)
 #
 # One nbdkit memory export in the guest with --tls=on (TLS optional: the same
-# server for all five), x509 over TCP on 127.0.0.1, one connection (-q 1,
-# -C 1), unbd in copy mode for all three of its modes (kTLS and the tunnel
-# need it; plain too, for a fair comparison); fio direct io_uring, time
+# server for all six), x509 over TCP on 127.0.0.1, one connection (-q 1,
+# -C 1), unbd in copy mode for plain, ktls and userspace (the tunnel needs
+# it; the others for a fair comparison), and ktls-zc: kTLS with zero copy
+# (the kernel encrypts from the request's pages; stepwise sends, nbd/ktls.h);
+# fio direct io_uring, time
 # based: 4K randread and randwrite at QD 32, 1M read and write at QD 8. Each
 # round runs every workload on each mode in turn. The guest clock is instruction counted (UNBD_VM_ICOUNT=4, as
 # the other benchmarks): rates are "per instruction the whole guest spends",
@@ -37,7 +39,8 @@ start_nbdkit -P "$TESTDIR/pid" -i 127.0.0.1 -p "$port" --tls=on --tls-certificat
 tls_uri="nbds://localhost:$port/?tls-certificates=$PKI"
 declare -A dev
 attach "nbd://127.0.0.1:$port/" -q 1 --zero-copy=off; dev[plain]=$DEV
-attach "$tls_uri" -q 1 --tls-mode=ktls; dev[ktls]=$DEV; echo "ktls: $(jq -r .tls <<<"$ATTACH_JSON")"
+attach "$tls_uri" -q 1 --tls-mode=ktls --zero-copy=off; dev[ktls]=$DEV; echo "ktls: $(jq -r .tls <<<"$ATTACH_JSON")"
+attach "$tls_uri" -q 1 --tls-mode=ktls --zero-copy=on; dev[ktls-zc]=$DEV; echo "ktls-zc: $ZC"
 attach "$tls_uri" -q 1 --tls-mode=userspace; dev[userspace]=$DEV; echo "userspace: $(jq -r .tls <<<"$ATTACH_JSON")"
 cleanup_fn 'for n in 0 1; do nbd-client -d /dev/nbd$n >/dev/null 2>&1; done'
 kernel_connect() { # DEV [nbd-client TLS options]: -C 1, then wait for the size
@@ -51,7 +54,7 @@ kernel_connect /dev/nbd1 -x -A "$PKI/ca-cert.pem" -H localhost; dev[kernel-tls]=
 # With TLS nbd-client stays, relaying between nbd.ko's socketpair and TCP.
 pgrep -f "nbd-client localhost $port /dev/nbd1" >/dev/null || fail "no nbd-client TLS proxy for /dev/nbd1"
 echo "kernel-tls: nbd-client $(nbd-client -V 2>&1 | head -1 | grep -o '[0-9.]*$') -x (GnuTLS proxy)"
-modes=(plain ktls userspace kernel kernel-tls)
+modes=(plain ktls ktls-zc userspace kernel kernel-tls)
 # One export behind every device: filling it once (plain) makes every read
 # hit allocated memory.
 dd if=/dev/zero of="${dev[plain]}" bs=1M count=256 oflag=direct status=none || fail "filling the export"
@@ -74,12 +77,13 @@ for round in $(seq "$BENCH_ROUNDS"); do
 done
 echo
 printf '%-18s' workload; printf ' %11s' "${modes[@]}"
-printf ' %10s %10s %11s %11s\n' ktls/plain user/plain ktls/k-tls user/k-tls
+printf ' %10s %10s %10s %11s %11s %11s\n' ktls/plain user/plain kzc/ktls ktls/k-tls kzc/k-tls user/k-tls
 for w in "${workloads[@]}"; do
   read -r rw bs qd <<<"$w"
   unit=IOPS; [ "$bs" = 1M ] && unit=MiB/s
   printf '%-18s' "$rw $bs QD$qd $unit"
   for mode in "${modes[@]}"; do awk -v n="$BENCH_ROUNDS" -v s="${sum["$w/$mode"]}" 'BEGIN{printf " %11.1f", s/n}'; done
-  awk -v p="${sum["$w/plain"]}" -v k="${sum["$w/ktls"]}" -v u="${sum["$w/userspace"]}" -v kt="${sum["$w/kernel-tls"]}" \
-    'BEGIN{printf " %10.2f %10.2f %11.2f %11.2f\n", k/p, u/p, k/kt, u/kt}'
+  awk -v p="${sum["$w/plain"]}" -v k="${sum["$w/ktls"]}" -v z="${sum["$w/ktls-zc"]}" -v u="${sum["$w/userspace"]}" \
+    -v kt="${sum["$w/kernel-tls"]}" \
+    'BEGIN{printf " %10.2f %10.2f %10.2f %11.2f %11.2f %11.2f\n", k/p, u/p, z/k, k/kt, z/kt, u/kt}'
 done

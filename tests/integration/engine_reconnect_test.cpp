@@ -420,3 +420,19 @@ TEST_CASE("io timeout: a request the server never answers fails with EIO after 3
     REQUIRE(e.wait_connected(20s));
     CHECK(e.run({.op = BlockOp::Read, .offset = 4096, .length = 4096}) == 4096);
 }
+
+// SEND_ZC on a Unix socket: the kernel refuses it (EOPNOTSUPP) on every
+// version, so a write's payload send fails on each connection. That is our
+// own op, not the server: the write fails at once, it is not re-sent on
+// kLossesBeforeFailing new connections. Reads (READ_FIXED) keep working.
+TEST_CASE("reconnect: an op the kernel refuses fails its request at once, not after 3 reconnects") {
+    NbdkitProcess server({"memory", "16M"});
+    ResilientEngine e(server.uri(), {.reconnect_timeout = 30s, .payload_ops = nbd::PayloadOps::SendZcFixed});
+    const int r = e.run({.op = BlockOp::Write, .offset = 0, .length = 4096}, 10s);
+    MESSAGE("write: " << r << " after " << e.redialer->status().reconnects << " reconnects; "
+                      << e.fe->link().stats().connections_lost << " connections lost");
+    CHECK(r == -EIO);
+    CHECK(e.fe->link().stats().connections_lost == 1);
+    REQUIRE(e.wait_connected(20s));
+    CHECK(e.run({.op = BlockOp::Read, .offset = 0, .length = 4096}) == 4096);
+}
