@@ -33,8 +33,9 @@ const char* name(PayloadOps ops);
 // costs an extra CQE (see DESIGN.md); ask for it explicitly on real NICs.
 PayloadOps choose_payload_ops(const uring::SocketOpSupport& support);
 
-// Whether the probe found every op `ops` puts on the socket. A mode it
-// lacks fails each send or receive (EINVAL, EOPNOTSUPP): check before use.
-bool payload_ops_work(const uring::SocketOpSupport& support, PayloadOps ops);
+// Throws unless the probe found every op `ops` puts on the socket: a mode
+// it lacks fails each send or receive (EINVAL, EOPNOTSUPP). `option` names
+// what asked for the mode in the message ("--payload-ops").
+void require_payload_ops(const uring::SocketOpSupport& support, PayloadOps ops, const std::string& option);
 
 }  // namespace unbd::nbd

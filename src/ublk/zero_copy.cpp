@@ -32,10 +32,7 @@ nbd::PayloadOps parse_payload_ops(const std::string& text) {
 ZeroCopyChoice choose_zero_copy(ZeroCopyRequest request, uint64_t features,
                                 const uring::SocketOpSupport& ops, std::optional<nbd::PayloadOps> payload) {
     if (payload) {
-        if (!nbd::payload_ops_work(ops, *payload)) {
-            throw Error(std::string("--payload-ops ") + nbd::name(*payload) +
-                        ": this kernel cannot do it on this transport (probe found: " + ops.describe() + ")");
-        }
+        nbd::require_payload_ops(ops, *payload, "--payload-ops");
         if (*payload == nbd::PayloadOps::UserCopy && request != ZeroCopyRequest::Off) {
             throw Error("--payload-ops user_copy needs our own buffers: use it with --zero-copy=off");
         }

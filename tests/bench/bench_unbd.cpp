@@ -7,38 +7,28 @@
 
 #include "bench_engines.h"
 #include "bench_workload.h"
-#include "common/error.h"
 #include "nbd/connect.h"
 #include "nbd/synthetic_frontend.h"
 #include "nbd/uri.h"
+#include "ublk/zero_copy.h"
 #include "uring/probe.h"
 
 namespace unbd::bench {
 
-namespace {
-nbd::PayloadOps payload_ops(const std::string& s) {
-    if (s == "read_write_fixed") return nbd::PayloadOps::ReadWriteFixed;
-    if (s == "send_recv_fixed") return nbd::PayloadOps::SendRecvFixed;
-    if (s == "send_zc_fixed") return nbd::PayloadOps::SendZcFixed;
-    return nbd::PayloadOps::UserCopy;
-}
-}  // namespace
-
 Result run_unbd(const BenchOptions& o) {
     using clock = std::chrono::steady_clock;
     const nbd::Uri uri = nbd::parse_uri(o.uri);
+    const nbd::PayloadOps mode = ublk::parse_payload_ops(o.payload);
     // A mode the kernel refuses would fail every request; say so instead.
-    const uring::SocketOpSupport ops =
-        uring::probe_socket_ops(uri.socket_path.empty() ? AF_INET : AF_UNIX, o.payload == "send_zc_fixed");
-    if (!nbd::payload_ops_work(ops, payload_ops(o.payload)))
-        throw Error("--payload " + o.payload + ": this kernel cannot do it on this transport (probe found: " +
-                    ops.describe() + ")");
+    nbd::require_payload_ops(uring::probe_socket_ops(uri.socket_path.empty() ? AF_INET : AF_UNIX,
+                                                     mode == nbd::PayloadOps::SendZcFixed),
+                             mode, "--payload");
     nbd::Connection c = nbd::connect_export(uri, nbd::ConnectOptions{});
     Workload w(o, c.info.size);
     const auto qd = static_cast<uint16_t>(o.qd);
     nbd::SyntheticFrontend fe(std::move(c), nbd::SyntheticOptions{.queue_depth = qd,
                                                                       .buffer_bytes = o.bs,
-                                                                      .payload_ops = payload_ops(o.payload),
+                                                                      .payload_ops = mode,
                                                                       .max_chain_sqes = o.max_chain_sqes,
                                                                       .fast_taskrun = o.defer_taskrun});
     if (!w.verifying())
@@ -88,7 +78,7 @@ Result run_unbd(const BenchOptions& o) {
     w.finish(r);
     const auto& st = fe.session().stats();
     if (r.detail.empty())
-        r.detail = std::string(nbd::name(payload_ops(o.payload))) + ", " +
+        r.detail = std::string(nbd::name(mode)) + ", " +
                    std::to_string(r.ios ? static_cast<double>(st.chains) / static_cast<double>(r.ios) : 0.0).substr(0, 4) +
                    " chains/IO";
     fe.disconnect();

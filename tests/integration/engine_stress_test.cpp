@@ -26,7 +26,8 @@ void ordering_under_pressure(bool tcp, nbd::PayloadOps ops, bool stepwise = fals
     NbdkitProcess server({"--filter=delay", "memory", "64M", "delay-write=2ms"}, tcp);
     constexpr uint32_t kSize = 512 * 1024;
     constexpr std::size_t kCount = 64;
-    auto fe = connect_engine(server.uri(), {.queue_depth = 32, .buffer_bytes = kSize, .payload_ops = ops, .stepwise_sends = stepwise});
+    auto fe = connect_engine(server.uri(),
+                             {.queue_depth = 32, .buffer_bytes = kSize, .payload_ops = ops, .stepwise_sends = stepwise});
     // Far below one payload (the kernel doubles it). TCP over loopback with a
     // tiny buffer crawls (ACK pacing), so it gets a bit more room.
     const int sndbuf = tcp ? 131072 : 4096;
@@ -40,8 +41,8 @@ void ordering_under_pressure(bool tcp, nbd::PayloadOps ops, bool stepwise = fals
         },
         [&](std::size_t, uint16_t, int r) { ok += r == static_cast<int>(kSize); }, 30s));
     CHECK(ok == kCount);
-    CHECK_FALSE(fe->session().failed());
     CAPTURE(fe->session().failure_reason());
+    CHECK_FALSE(fe->session().failed());
     MESSAGE("chains " << fe->session().stats().chains << ", broken by short sends "
                       << fe->session().stats().broken_chains);
     // Stepwise, only unlinked sends without MSG_WAITALL keep the order: the
@@ -89,8 +90,8 @@ TEST_CASE("engine: server write errors land on the failing requests only") {
                                 .length = 4096};
         },
         [&](std::size_t i, uint16_t, int r) { results[i] = r; }));
-    CHECK_FALSE(fe->session().failed());
     CAPTURE(fe->session().failure_reason());
+    CHECK_FALSE(fe->session().failed());
     Oracle o(server.uri());
     std::size_t failed = 0;
     for (std::size_t i = 0; i < kCount; ++i) {
@@ -117,8 +118,8 @@ TEST_CASE("engine: EIO on every read maps to -EIO") {
     auto fe = connect_engine(server.uri(), {.queue_depth = 4, .buffer_bytes = 65536});
     CHECK(fe->execute({.op = BlockOp::Read, .offset = 0, .length = 65536}) == -EIO);
     CHECK(fe->execute({.op = BlockOp::Write, .offset = 0, .length = 4096}) == 4096);
-    CHECK_FALSE(fe->session().failed());
     CAPTURE(fe->session().failure_reason());
+    CHECK_FALSE(fe->session().failed());
 }
 
 TEST_CASE("engine: server killed mid-stream, every request accounted for") {
