@@ -64,6 +64,7 @@ DeviceDaemon::~DeviceDaemon() {
         spdlog::error("recovery of device {} failed; it stays quiesced: run unbd recover again, or unbd detach",
                       device_->id());
         device_->release();
+        metrics_.reset();  // before redialer_: metrics_snapshot() reads it
         redialer_.reset();
         return;
     }
@@ -235,6 +236,16 @@ MetricsSnapshot DeviceDaemon::metrics_snapshot() const {
     s.name = state_.name;
     s.zero_copy = state_.zero_copy;
     s.size_bytes = export_size_.load();
+    // The Redialer's own word, not the state file's copy (the main loop
+    // refreshes that once a second): a scrape right after a queue saw its
+    // connection go must not say "connected" beside unbd_connection_up 0.
+    // Safe: metrics_ is always closed before redialer_ goes.
+    if (redialer_) {
+        const nbd::RedialStatus st = redialer_->status();
+        s.connection = nbd::name(st.health);
+        s.reconnects = st.reconnects;
+        return s;
+    }
     std::lock_guard lock(health_mutex_);
     s.connection = state_.connection;
     s.reconnects = state_.reconnects;

@@ -34,7 +34,7 @@ IoMetrics IoCounters::metrics() const noexcept {
     }
     m.refused = get(refused_);
     m.in_flight = get(in_flight_);
-    m.connected = connected_.load(std::memory_order_relaxed) ? 1 : 0;
+    m.connected = connected_.load(std::memory_order_acquire) ? 1 : 0;
     return m;
 }
 

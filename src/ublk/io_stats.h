@@ -122,7 +122,8 @@ public:
     void refused() noexcept { bump(refused_, 1); }
     // The queue's connection is up (or not); stored only when it changes.
     void set_connected(bool up) noexcept {
-        if (connected_.load(std::memory_order_relaxed) != up) connected_.store(up, std::memory_order_relaxed);
+        // release: whoever sees the link down also sees the Redialer told of it
+        if (connected_.load(std::memory_order_relaxed) != up) connected_.store(up, std::memory_order_release);
     }
 
     IoMetrics metrics() const noexcept;

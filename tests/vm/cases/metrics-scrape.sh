@@ -116,17 +116,21 @@ echo "scrape size: $(wc -c <"$TESTDIR/after") bytes, $(grep -vc '^#' "$TESTDIR/a
 
 # The server goes: not ready while reconnecting; back: ready, reconnect counted.
 server_kill disk
+# Scraped into a variable first: with pipefail, `curl | grep -q` fails when
+# grep stops reading at its match while curl still writes (curl exits 23).
+# The first scrape that shows a queue's connection down must already say
+# reconnecting: one scrape, one story (polled every 50 ms, so a state that
+# lags the queues, as the once-a-second state file does, is caught).
+wait_until 10 'scrape=$(curl -sf "$M/metrics") && grep -Eq "^unbd_connection_up\{.*\} 0$" <<<"$scrape"' ||
+  fail "no queue's unbd_connection_up went to 0 within 10 s of the server's death"
+grep -qx "unbd_connection_state{device=\"$ID\",dev=\"$DEV\",uri=\"[^\"]*\",state=\"reconnecting\"} 1" <<<"$scrape" ||
+  fail "a queue is down but unbd_connection_state does not say reconnecting: $(grep '^unbd_connection_\(state\|up\)' <<<"$scrape")"
 wait_until 10 '[ "$(curl -s -o /dev/null -w "%{http_code}" "$M/readyz")" = 503 ]' ||
   fail "/readyz still $(curl -s -o /dev/null -w '%{http_code}' "$M/readyz") 10 s after the server was killed"
 why=$(curl -s "$M/readyz")
 echo "server killed: /readyz 503 after ${WAITED}s: $why"
 [[ $why == *reconnecting* || $why == *down* ]] || fail "/readyz gives no reason: '$why'"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$M/healthz")" = 200 ] || fail "/healthz is not 200 while reconnecting"
-# Scraped into a variable first: with pipefail, `curl | grep -q` fails when
-# grep stops reading at its match while curl still writes (curl exits 23).
-scrape=$(curl -sf "$M/metrics") || fail "/metrics while reconnecting: curl failed"
-grep -qx "unbd_connection_state{device=\"$ID\",dev=\"$DEV\",uri=\"[^\"]*\",state=\"reconnecting\"} 1" <<<"$scrape" ||
-  fail "unbd_connection_state does not say reconnecting: $(grep '^unbd_connection_state' <<<"$scrape")"
 server_start disk
 wait_until 20 '[ "$(curl -s -o /dev/null -w "%{http_code}" "$M/readyz")" = 200 ]' ||
   fail "/readyz still $(curl -s "$M/readyz") 20 s after the server came back"
