@@ -3,6 +3,7 @@
 // registered buffer whose index is `tag`.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace unbd::nbd {
@@ -16,6 +17,11 @@ struct BlockRequest {
     uint32_t length = 0;
     bool fua = false;
     bool no_hole = false;  // WRITE_ZEROES only: the server must not punch a hole
+    // WRITE only, optional: the same bytes in memory of our own (the
+    // durability log's copy), valid until the request completes. The
+    // session may send a chain whose payloads all have one as a single
+    // SENDMSG instead of a fixed-buffer send per payload.
+    const std::byte* data_copy = nullptr;
 };
 
 const char* name(BlockOp op);

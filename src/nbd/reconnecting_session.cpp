@@ -101,6 +101,9 @@ bool ReconnectingSession::try_reserve(uint16_t tag) {
         q.copy_pending = true;
         ++copies_in_kernel_;
     }
+    // Copied already, into our memory: the session may send the bytes from
+    // there, with their header, in one SENDMSG (send_chain.cpp).
+    if (has_data && !q.copy_pending && !q.copy_failed && opt_.send_from_log) q.req.data_copy = opt_.log->data(*res);
     return true;
 }
 

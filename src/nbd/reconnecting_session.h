@@ -73,6 +73,9 @@ struct ReconnectOptions {
     // USER_COPY pread). Used for small writes; large ones, and all when
     // unset, are copied by an io_uring WRITE_FIXED.
     std::function<int(uint16_t tag, void* dest, uint32_t length)> copy_request_data;
+    // A write copied that way is sent from the log's copy (BlockRequest::
+    // data_copy): one SENDMSG for a chain of them. Off only to measure.
+    bool send_from_log = true;
 };
 
 struct LinkStats {

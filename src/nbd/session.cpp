@@ -78,7 +78,7 @@ Session::Session(uring::Ring& ring, uring::Target socket, int raw_fd, const Expo
     send_fifo_.resize(opt_.queue_depth);
     ready_.reserve(opt_.queue_depth);
     chain_.reserve(opt_.max_chain_sqes);
-    iov_.reserve(opt_.payload_ops == PayloadOps::UserCopy ? opt_.max_chain_sqes : 0);
+    iov_.reserve(opt_.max_chain_sqes);  // a chain can go as one SENDMSG in every mode (data_copy)
     if (opt_.fill_request && opt_.buffer_kind != BufferKind::KernelOffset)
         throw Error("NBD session: fill_request is for kernel-registered buffers");
     if (opt_.payload_ops == PayloadOps::UserCopy || opt_.fill_request) stage_.resize(64 * 1024);

@@ -106,6 +106,7 @@ inline uint64_t payload_addr(const SessionOptions& o, uint16_t tag, uint32_t off
 struct SessionStats {
     uint64_t chains = 0;          // link chains submitted (resends included)
     uint64_t broken_chains = 0;   // chains cut by a short or cancelled send
+    uint64_t send_sqes = 0;       // SQEs those chains took (a SENDMSG is one)
     uint64_t commands = 0;        // NBD commands sent
     uint64_t replies = 0;         // replies received
 };
@@ -192,6 +193,8 @@ private:
     void build_chain();
     void start_chain();
     void start_sendmsg();
+    bool payloads_in_our_memory() const;
+    void* segment_base(const Segment& seg) const;
     void on_send_cqe(uint64_t value, const io_uring_cqe& cqe);
     void finish_chain();
     void queue_disc();
@@ -228,7 +231,7 @@ private:
     bool chain_broken_ = false;     // a short/cancelled send: resend the rest
     unsigned chain_cqes_pending_ = 0;
     std::size_t chain_resume_ = 0;  // first segment not fully sent
-    std::vector<iovec> iov_;        // UserCopy: the whole chain as one SENDMSG
+    std::vector<iovec> iov_;        // UserCopy or data_copy: the whole chain as one SENDMSG
     msghdr msg_{};
 
     // reply reader

@@ -55,6 +55,11 @@ struct ReconnectSetup {
     uint16_t queue_depth = 16;
     uint32_t buffer_bytes = 256 << 10;
     nbd::PayloadOps payload_ops = nbd::PayloadOps::ReadWriteFixed;
+    // The synthetic frontend's buffers are ours: the log copies every write
+    // by memcpy, as the ublk queue does small ones by a USER_COPY pread; the
+    // session then sends them from the log's copy, unless this is off.
+    bool send_from_log = true;
+    bool stepwise_sends = false;
 };
 
 // The engine as the daemon builds it: durability log, Redialer, and the
@@ -79,8 +84,9 @@ struct ResilientEngine {
         ro.backoff_cap = 500ms;
         redialer = std::make_unique<nbd::Redialer>(ro, log.get());
         nbd::SyntheticOptions so{.queue_depth = s.queue_depth, .buffer_bytes = s.buffer_bytes,
-                                 .payload_ops = s.payload_ops};
+                                 .payload_ops = s.payload_ops, .stepwise_sends = s.stepwise_sends};
         so.reconnect.io_timeout = s.io_timeout;
+        so.reconnect.send_from_log = s.send_from_log;
         so.reconnect.log = log.get();
         so.reconnect.redialer = redialer.get();
         fe = std::make_unique<nbd::SyntheticFrontend>(std::move(c.socket), c.info, so);
@@ -102,12 +108,17 @@ uint64_t block_seed(uint64_t block, uint64_t version) { return block * 1000003 +
 }  // namespace
 
 TEST_CASE("reconnect: nbdkit killed and restarted under load - every request completes once, data intact") {
-    for (auto ops : {nbd::PayloadOps::ReadWriteFixed, nbd::PayloadOps::UserCopy}) {
+    // Writes sent from their fixed buffer; from the log's copy (data_copy);
+    // copy mode.
+    for (auto [ops, from_log] : {std::pair{nbd::PayloadOps::ReadWriteFixed, false},
+                                 std::pair{nbd::PayloadOps::ReadWriteFixed, true},
+                                 std::pair{nbd::PayloadOps::UserCopy, false}}) {
         DiskFile disk(kDisk);  // zeros: what the version-0 blocks must read
         NbdkitProcess server({"file", disk.path});
-        const std::string mode = nbd::name(ops);
+        const std::string mode = std::string(nbd::name(ops)) + (from_log ? "+send-from-log" : "");
         CAPTURE(mode);
-        ResilientEngine e(server.uri(), {.queue_depth = 32, .payload_ops = ops});
+        ResilientEngine e(server.uri(),
+                          {.queue_depth = 32, .payload_ops = ops, .send_from_log = from_log});
         const uint32_t bs = 64 << 10;
         const uint64_t blocks = kDisk / bs;
         std::vector<uint64_t> version(blocks, 0);   // the last version written and acknowledged
@@ -427,7 +438,9 @@ TEST_CASE("io timeout: a request the server never answers fails with EIO after 3
 // kLossesBeforeFailing new connections. Reads (READ_FIXED) keep working.
 TEST_CASE("reconnect: an op the kernel refuses fails its request at once, not after 3 reconnects") {
     NbdkitProcess server({"memory", "16M"});
-    ResilientEngine e(server.uri(), {.reconnect_timeout = 30s, .payload_ops = nbd::PayloadOps::SendZcFixed});
+    // send_from_log off: the write must take the SEND_ZC the kernel refuses.
+    ResilientEngine e(server.uri(),
+                      {.reconnect_timeout = 30s, .payload_ops = nbd::PayloadOps::SendZcFixed, .send_from_log = false});
     const int r = e.run({.op = BlockOp::Write, .offset = 0, .length = 4096}, 10s);
     MESSAGE("write: " << r << " after " << e.redialer->status().reconnects << " reconnects; "
                       << e.fe->link().stats().connections_lost << " connections lost");
@@ -435,4 +448,67 @@ TEST_CASE("reconnect: an op the kernel refuses fails its request at once, not af
     CHECK(e.fe->link().stats().connections_lost == 1);
     REQUIRE(e.wait_connected(20s));
     CHECK(e.run({.op = BlockOp::Read, .offset = 0, .length = 4096}) == 4096);
+}
+
+namespace {
+
+struct SendStats {
+    uint64_t sqes = 0, commands = 0;
+};
+
+// 256 4K writes at QD32 through the engine, each copied into the log;
+// every `fua_every`-th is FUA (stable once acknowledged: not logged, no
+// data_copy, so its chain takes the fixed-buffer sends). Checks every byte
+// with libnbd.
+SendStats write_through_log(bool stepwise, bool send_from_log, std::size_t fua_every) {
+    CAPTURE(stepwise);
+    CAPTURE(send_from_log);
+    CAPTURE(fua_every);
+    NbdkitProcess server({"memory", "64M"});
+    ResilientEngine e(server.uri(), {.queue_depth = 32,
+                                     .send_from_log = send_from_log,
+                                     .stepwise_sends = stepwise});
+    constexpr std::size_t kCount = 256;
+    constexpr uint32_t kSize = 4096;
+    std::size_t ok = 0;
+    REQUIRE(e.fe->run_batch(
+        kCount,
+        [&](std::size_t i, uint16_t tag) {
+            fill_pattern(e.fe->buffer(tag).data(), kSize, 3000 + i);
+            return BlockRequest{.tag = tag, .op = BlockOp::Write, .offset = i * kSize, .length = kSize,
+                                .fua = fua_every != 0 && i % fua_every == 0};
+        },
+        [&](std::size_t, uint16_t, int r) { ok += r == static_cast<int>(kSize); }));
+    CHECK(ok == kCount);
+    CAPTURE(e.fe->session().failure_reason());
+    CHECK_FALSE(e.fe->session().failed());
+    Oracle o(server.uri());
+    const auto d = o.pread(0, kCount * kSize);
+    for (std::size_t i = 0; i < kCount; ++i)
+        REQUIRE_MESSAGE(check_pattern(d.data() + i * kSize, kSize, 3000 + i), "write " << i);
+    const auto& st = e.fe->session().stats();
+    MESSAGE("stepwise " << stepwise << ", send_from_log " << send_from_log << ", FUA every " << fua_every
+                        << ": " << st.send_sqes << " send SQEs in " << st.chains << " chains for " << st.commands
+                        << " commands");
+    return {st.send_sqes, st.commands};
+}
+
+}  // namespace
+
+// kTLS sends stepwise, one SQE per trip through the ring: a 4K write's
+// header and payload were two trips. With the data already in the log
+// (USER_COPY pread), a whole chain goes as one SENDMSG instead.
+TEST_CASE("durability: small writes go out from the log's copy, one SENDMSG per chain") {
+    for (bool stepwise : {true, false}) {
+        const SendStats from_log = write_through_log(stepwise, true, 0);
+        const SendStats from_buffer = write_through_log(stepwise, false, 0);
+        // One SQE per chain, however many writes it carries; from the
+        // buffer, at least a header and a payload SQE per write.
+        CHECK(from_log.sqes <= from_log.commands);
+        CHECK(from_buffer.sqes >= 2 * from_buffer.commands);
+        // FUA writes (not logged) between them: their chains take the
+        // fixed-buffer sends, the stream stays whole.
+        const SendStats mixed = write_through_log(stepwise, true, 7);
+        CHECK(mixed.sqes > from_log.sqes);
+    }
 }
