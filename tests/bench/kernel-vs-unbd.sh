@@ -35,8 +35,10 @@
 #   BENCH_TRANSPORT   tcp or unix (tcp)
 #   BENCH_OUT         also write the table to this file (on the host)
 #   BENCH_EXTRA       more unbd clients, ';'-separated "NAME|ENV|ATTACH-ARGS"
-#                     entries (ENV: space-separated VAR=VALUE for the daemon),
-#                     e.g. "zc-trust||--zero-copy=auto --durability=trust-server"
+#                     entries (ENV: space-separated VAR=VALUE for the daemon;
+#                     UNBD=PATH runs another build, e.g. the commit before a
+#                     change, side by side), e.g.
+#                     "zc-trust||--zero-copy=auto --durability=trust-server"
 #   UNBD_VM_ICOUNT    the guest clock (4: instruction counted; off: host time)
 #   UNBD_VM_*         see tests/vm/run (memory, timeout, ...)
 set -euo pipefail
@@ -78,9 +80,10 @@ fi
 declare -A dev_of
 clients=()
 attach_client() { # NAME ENV ATTACH-ARGS: attaches and checks the zero-copy mode
-  local client=$1 env_words=$2 json id mode
+  local client=$1 env_words=$2 json id mode bin=$UNBD w
+  for w in $env_words; do [[ $w == UNBD=* ]] && bin=${w#UNBD=}; done
   # shellcheck disable=SC2086
-  json=$(env $env_words "$UNBD" attach --json "$uri" -q "$queues" $3) || fail "unbd attach ($client)"
+  json=$(env $env_words "$bin" attach --json "$uri" -q "$queues" $3) || fail "unbd attach ($client)"
   id=$(jq -r .id <<<"$json") mode=$(jq -r .zero_copy <<<"$json")
   dev_of[$client]=$(jq -r .dev <<<"$json")
   clients+=("$client")
