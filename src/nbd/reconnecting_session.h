@@ -74,7 +74,8 @@ struct ReconnectOptions {
     // unset, are copied by an io_uring WRITE_FIXED.
     std::function<int(uint16_t tag, void* dest, uint32_t length)> copy_request_data;
     // A write copied that way is sent from the log's copy (BlockRequest::
-    // data_copy): one SENDMSG for a chain of them. Off only to measure.
+    // data_copy): one SENDMSG for a chain of them. Off in tests that need a
+    // write to take the fixed-buffer sends.
     bool send_from_log = true;
 };
 

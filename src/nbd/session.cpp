@@ -40,12 +40,21 @@ PayloadOps choose_payload_ops(const uring::SocketOpSupport& s) {
     return PayloadOps::ReadWriteFixed;
 }
 
+namespace {
+// A switch, so that a new mode cannot compile without saying what it needs.
+bool probe_found(const uring::SocketOpSupport& s, PayloadOps ops) {
+    switch (ops) {
+        case PayloadOps::UserCopy: return true;
+        case PayloadOps::ReadWriteFixed: return s.read_fixed && s.write_fixed;
+        case PayloadOps::SendRecvFixed: return s.send_fixed && s.recv_fixed;
+        case PayloadOps::SendZcFixed: return s.send_zc_fixed && s.read_fixed;
+    }
+    return false;
+}
+}  // namespace
+
 void require_payload_ops(const uring::SocketOpSupport& s, PayloadOps ops, const std::string& option) {
-    const bool works = ops == PayloadOps::UserCopy         ? true
-                       : ops == PayloadOps::ReadWriteFixed ? s.read_fixed && s.write_fixed
-                       : ops == PayloadOps::SendRecvFixed  ? s.send_fixed && s.recv_fixed
-                                                           : s.send_zc_fixed && s.read_fixed;
-    if (!works)
+    if (!probe_found(s, ops))
         throw Error(option + " " + name(ops) + ": this kernel cannot do it on this transport (probe found: " +
                     s.describe() + ")");
 }
