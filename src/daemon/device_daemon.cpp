@@ -237,7 +237,7 @@ MetricsSnapshot DeviceDaemon::metrics_snapshot() const {
     s.zero_copy = state_.zero_copy;
     s.size_bytes = export_size_.load();
     // The Redialer's own word, not the state file's copy (the main loop
-    // refreshes that once a second): a scrape right after a queue saw its
+    // refreshes that every 100 ms): a scrape right after a queue saw its
     // connection go must not say "connected" beside unbd_connection_up 0.
     // Safe: metrics_ is always closed before redialer_ goes.
     if (redialer_) {
@@ -390,7 +390,10 @@ bool DeviceDaemon::run_until_stopped() {
             next_resize_check_ = now + check_every;
             resize(false, "--resize-check");
         }
-        timespec ts{1, 0};
+        // 100 ms: publish_health() then lags a lost connection by at most that
+        // (`unbd list` reads the state file; vm/attach-server-dies once caught
+        // it still "connected" within the old 1 s tick).
+        timespec ts{0, 100 * 1000 * 1000};
         siginfo_t info{};
         const int sig = ::sigtimedwait(&set, &info, &ts);
         if (sig == SIGUSR2) {

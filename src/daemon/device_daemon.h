@@ -5,7 +5,7 @@
 //   main thread   owns the control device (SINGLE_ISSUER ring), waits for
 //                 SIGTERM/SIGINT/SIGHUP (blocked process-wide, taken with
 //                 sigtimedwait), watches the queues and keeps the state
-//                 file's connection health current (once a second).
+//                 file's connection health current (every 100 ms).
 //   control thread  daemon/control_socket.h: answers ping and stats from
 //                 snapshots (atomic counters; health under a mutex); turns
 //                 detach / restart / resize into the signals above, sent to
