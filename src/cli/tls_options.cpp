@@ -28,7 +28,7 @@ void add_tls_options(CLI::App* cmd, TlsArgs& a) {
                     ->group(group);
     on->excludes(off);
     cmd->add_option("--tls-mode", a.tls_mode,
-                    "who encrypts the data: ktls (the kernel; TCP, TLS 1.2, the tls module; fails clearly "
+                    "who encrypts the data: ktls (the kernel; TCP, the tls module; fails clearly "
                     "otherwise), userspace (a tunnel thread), auto (default: userspace, see DESIGN.md)")
         ->check(CLI::IsMember({"auto", "ktls", "userspace"}))
         ->group(group);

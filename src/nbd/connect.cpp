@@ -266,7 +266,7 @@ struct Connector {
     // close after NBD_CMD_DISC); a record other than data (an alert) makes
     // the engine's recv fail with EIO, which it takes as a lost connection.
     Fd hand_to_kernel(Fd fd) {
-        if (const std::string why = tls->ktls_refusal(); !why.empty())
+        if (const std::string why = tls->give_kernel_both_directions(); !why.empty())
             throw Error("--tls-mode=ktls: kernel TLS is not possible with " + uri.display() + ": " + why +
                             " (--tls-mode=userspace works without it)",
                         EOPNOTSUPP);

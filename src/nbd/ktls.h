@@ -15,9 +15,16 @@
 // - a record that is not data (an alert; renegotiation is off, TLS 1.2 has
 //   no post-handshake tickets) fails a plain recv with EIO: the engine takes
 //   it as a lost connection, and the reconnect redoes the TLS handshake.
-// Receive offload needs Linux 4.17+, TLS 1.3 offload 5.1+ (and OpenSSL 3.2+
-// for 1.3 receive, which Debian bookworm does not have).
+// - TLS 1.3 (Linux 5.1+): OpenSSL 3.0 sets the send key only; the receive
+//   key is ours to set (tls13_receive_key.h, install_receive_key below).
+//   A NewSessionTicket or KeyUpdate after the handoff fails the engine's
+//   recv (EIO; EKEYEXPIRED on kernels with rekey): a lost connection too.
+// Receive offload needs Linux 4.17+.
 #pragma once
+
+#include <string>
+
+#include "nbd/tls13_receive_key.h"
 
 namespace unbd::nbd {
 
@@ -25,5 +32,8 @@ namespace unbd::nbd {
 bool kernel_has_tls_ulp();
 // The socket's TCP ULP is "tls" (false for Unix sockets, plain TCP, errors).
 bool socket_uses_ktls(int fd);
+// Gives the kernel the TLS 1.3 receive key of a socket whose send side is
+// already kTLS (so the ULP is set); "" on success, else why, as a clause.
+std::string install_receive_key(int fd, const TlsTrafficKey& key);
 
 }  // namespace unbd::nbd

@@ -97,6 +97,18 @@ struct TlsCallbacks {
         std::memcpy(psk, k.key.data(), k.key.size());
         return static_cast<unsigned int>(k.key.size());
     }
+
+    // --tls-mode=ktls: the TLS 1.3 receive key comes from here...
+    static void key_log(const SSL* ssl, const char* line) {
+        if (TlsSession* self = of(const_cast<SSL*>(ssl))) self->receive_tracker_.on_key_log_line(line);
+    }
+    // ...and its record sequence number from every byte read off the socket.
+    static long bytes_read(BIO* bio, int oper, const char* data, size_t, int, long, int ret, size_t* processed) {
+        auto* self = reinterpret_cast<TlsSession*>(BIO_get_callback_arg(bio));
+        if (self && oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed)
+            self->receive_tracker_.on_bytes_read({reinterpret_cast<const unsigned char*>(data), *processed});
+        return ret;
+    }
 };
 
 TlsSession::TlsSession(const TlsSettings& settings, const std::string& host, std::string where)
@@ -108,14 +120,16 @@ TlsSession::TlsSession(const TlsSettings& settings, const std::string& host, std
     if (!ctx_) setup_failed("cannot create a TLS context");
     SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
     if (ktls_) {
-        // OpenSSL 3.0 (Debian bookworm) offloads receive for TLS 1.2 only
-        // (1.3 RX came in 3.2), so 1.2 it is. OpenSSL hands the keys to the
-        // kernel itself (TCP_ULP "tls", SOL_TLS) when the handshake's keys
-        // are set, on the socket BIO of SSL_set_fd. No renegotiation: once
-        // the engine reads the socket, a handshake record would only be an
-        // EIO from recv (a lost connection, then a reconnect).
-        SSL_CTX_set_max_proto_version(ctx_.get(), TLS1_2_VERSION);
+        // OpenSSL hands the keys to the kernel itself (TCP_ULP "tls",
+        // SOL_TLS) when the handshake's keys are set, on the socket BIO of
+        // SSL_set_fd -- both directions for TLS 1.2, only the send side for
+        // 1.3 before OpenSSL 3.2: that receive key we find and set ourselves
+        // (tls13_receive_key.h), so we watch the key log and the bytes read.
+        // No renegotiation: once the engine reads the socket, a handshake
+        // record would only be an EIO from recv (a lost connection, then a
+        // reconnect).
         SSL_CTX_set_options(ctx_.get(), SSL_OP_ENABLE_KTLS | SSL_OP_NO_RENEGOTIATION);
+        SSL_CTX_set_keylog_callback(ctx_.get(), &TlsCallbacks::key_log);
     }
     SSL_CTX_set_mode(ctx_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
@@ -184,6 +198,11 @@ void TlsSession::wait(int ssl_error, Clock::time_point deadline, const char* dur
 void TlsSession::handshake(int fd, Clock::time_point deadline) {
     fd_ = fd;
     if (SSL_set_fd(ssl_.get(), fd) != 1) setup_failed("cannot attach TLS to the socket");
+    if (ktls_) {
+        BIO* rbio = SSL_get_rbio(ssl_.get());
+        BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
+        BIO_set_callback_ex(rbio, &TlsCallbacks::bytes_read);
+    }
     for (;;) {
         ERR_clear_error();
         int r = SSL_connect(ssl_.get());
@@ -224,12 +243,16 @@ std::size_t TlsSession::read_some(std::span<std::byte> data, Clock::time_point d
     }
 }
 
-std::string TlsSession::ktls_refusal() const {
+std::variant<TlsTrafficKey, std::string> TlsSession::kernel_receive_key() const {
+    const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get());
+    if (SSL_version(ssl_.get()) != TLS1_3_VERSION || !c) return std::string("not TLS 1.3");
+    return receive_tracker_.key(SSL_CIPHER_get_protocol_id(c), SSL_has_pending(ssl_.get()) != 0);
+}
+
+std::string TlsSession::give_kernel_both_directions() {
     SSL* s = ssl_.get();
     const bool tx = BIO_get_ktls_send(SSL_get_wbio(s)) != 0;
-    const bool rx = BIO_get_ktls_recv(SSL_get_rbio(s)) != 0;
-    if (SSL_version(s) != TLS1_2_VERSION)
-        return std::string(SSL_get_version(s)) + " was negotiated, and this OpenSSL offloads receive for TLS 1.2 only";
+    bool rx = BIO_get_ktls_recv(SSL_get_rbio(s)) != 0;
     if (!tx && !rx) {
         if (!kernel_has_tls_ulp())
             return "the kernel has no TLS support (no 'tls' in /proc/sys/net/ipv4/tcp_available_ulp: CONFIG_TLS, "
@@ -237,6 +260,13 @@ std::string TlsSession::ktls_refusal() const {
         const SSL_CIPHER* c = SSL_get_current_cipher(s);
         return std::string("the kernel took neither direction for cipher ") + (c ? SSL_CIPHER_get_name(c) : "?") +
                " (kTLS offloads AES-GCM, AES-CCM and CHACHA20-POLY1305 suites)";
+    }
+    if (tx && !rx && SSL_version(s) == TLS1_3_VERSION) {
+        // OpenSSL before 3.2 leaves TLS 1.3's receive side to us.
+        auto key = kernel_receive_key();
+        if (auto* why = std::get_if<std::string>(&key)) return "no TLS 1.3 receive key for the kernel: " + *why;
+        if (std::string why = install_receive_key(fd_, std::get<TlsTrafficKey>(key)); !why.empty()) return why;
+        rx = true;
     }
     if (!tx || !rx)
         return std::string("the kernel took only the ") + (tx ? "send" : "receive") +
@@ -299,10 +329,6 @@ std::string TlsSession::explain_failure(const char* during, int err) const {
                   reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA))
         return "the server refused our client certificate" + on + " (" + detail +
                "): put client-cert.pem and client-key.pem signed by its CA in --tls-certificates";
-    if (ktls_ && (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || reason == SSL_R_UNSUPPORTED_PROTOCOL))
-        return std::string("TLS failed ") + during + on + ": " + detail +
-               " (--tls-mode=ktls offers TLS 1.2 only, the version whose receive side this OpenSSL can give "
-               "the kernel; a server that wants 1.3 needs --tls-mode=userspace)";
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
         return std::string("the server closed the connection ") + during + on +
                (psk_ ? ": wrong pre-shared key, or a user it does not know?" : "");

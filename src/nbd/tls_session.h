@@ -15,9 +15,10 @@
 //   ("the server's certificate is signed by an unknown CA ...").
 // - After the NBD handshake, the session moves into a TlsTunnel (tls_tunnel.h),
 //   which drives it without deadlines -- or, with TlsMode::Ktls, the kernel
-//   has the keys both ways (OpenSSL's SSL_OP_ENABLE_KTLS on the real fd;
-//   TLS capped at 1.2, renegotiation off) and the session is dropped: the
-//   engine runs on the socket itself (ktls_refusal() says whether it may).
+//   gets the keys both ways (OpenSSL's SSL_OP_ENABLE_KTLS on the real fd,
+//   plus TLS 1.3's receive key from us, tls13_receive_key.h; renegotiation
+//   off) and the session is dropped: the engine runs on the socket itself
+//   (give_kernel_both_directions() says whether it may).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -27,8 +28,10 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "nbd/tls13_receive_key.h"
 #include "nbd/uri.h"
 
 namespace unbd::nbd {
@@ -83,10 +86,14 @@ public:
     const std::string& where() const { return where_; }
     // TlsMode::Ktls asked for.
     bool wants_ktls() const { return ktls_; }
-    // After the handshake: "" when the kernel encrypts and decrypts (kTLS
-    // TX and RX both on, nothing buffered in OpenSSL), else why not, as a
-    // clause ("the kernel has no TLS support (...)").
-    std::string ktls_refusal() const;
+    // After the NBD handshake, TlsMode::Ktls: puts the TLS 1.3 receive key
+    // in the kernel where OpenSSL did not, then "" when the kernel encrypts
+    // and decrypts (TX and RX both on, nothing buffered in OpenSSL), else
+    // why not, as a clause ("the kernel has no TLS support (...)").
+    std::string give_kernel_both_directions();
+    // TlsMode::Ktls on TLS 1.3: the server's traffic key and the sequence
+    // number of its next record, or why not.
+    std::variant<TlsTrafficKey, std::string> kernel_receive_key() const;
     // x509 with client-cert.pem and client-key.pem loaded.
     bool has_client_certificate() const { return client_certificate_; }
 
@@ -105,6 +112,7 @@ private:
     bool ktls_ = false;
     std::string checked_host_;
     PskKey psk_key_;
+    Tls13ReceiveTracker receive_tracker_;
     SslCtxPtr ctx_;
     SslPtr ssl_;
     int fd_ = -1;

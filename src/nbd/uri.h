@@ -19,9 +19,9 @@ enum class Transport { Tcp, Unix };
 
 // Who encrypts the data path (DESIGN.md, TLS). Userspace: OpenSSL in a
 // tunnel thread (any kernel, any TLS version). Ktls: the kernel's `tls` ULP
-// both ways, the engine on the real socket; needs TCP, TLS 1.2 (Debian
-// bookworm's OpenSSL 3.0 offloads receive for 1.2 only) and CONFIG_TLS
-// (RX offload: Linux 4.17+), and fails clearly otherwise. Auto: what the
+// both ways, the engine on the real socket; needs TCP and CONFIG_TLS (TLS
+// 1.2: Linux 4.17+; 1.3: 5.1+, its receive key set by us where OpenSSL is
+// older than 3.2, nbd/tls13_receive_key.h), and fails clearly otherwise. Auto: what the
 // measurements chose (today: userspace, see DESIGN.md).
 enum class TlsMode { Auto, Ktls, Userspace };
 const char* name(TlsMode mode);

@@ -12,7 +12,10 @@
 # -C 1), unbd in copy mode for plain, ktls and userspace (the tunnel needs
 # it; the others for a fair comparison), and ktls-zc: kTLS with zero copy
 # (the kernel encrypts from the request's pages; stepwise sends, nbd/ktls.h);
-# fio direct io_uring, time
+# ktls-zc and the others negotiate TLS 1.3 (the kernel gets 1.3's receive key
+# from us, nbd/tls13_receive_key.h); ktls12-zc is ktls-zc against a second
+# nbdkit limited to TLS 1.2 (a GnuTLS priority file), the version whose keys
+# OpenSSL gives the kernel itself. fio direct io_uring, time
 # based: 4K randread and randwrite at QD 32, 1M read and write at QD 8. Each
 # round runs every workload on each mode in turn. The guest clock is instruction counted (UNBD_VM_ICOUNT=4, as
 # the other benchmarks): rates are "per instruction the whole guest spends",
@@ -37,10 +40,17 @@ make_tls_credentials localhost
 port=$(pick_port)
 start_nbdkit -P "$TESTDIR/pid" -i 127.0.0.1 -p "$port" --tls=on --tls-certificates="$PKI" memory 512M
 tls_uri="nbds://localhost:$port/?tls-certificates=$PKI"
+port12=$(pick_port)
+printf '[overrides]\ndisabled-version = tls1.3\n' >"$TESTDIR/tls12.conf"
+GNUTLS_SYSTEM_PRIORITY_FILE=$TESTDIR/tls12.conf start_nbdkit -P "$TESTDIR/pid12" -i 127.0.0.1 -p "$port12" \
+  --tls=require --tls-certificates="$PKI" memory 512M
 declare -A dev
 attach "nbd://127.0.0.1:$port/" -q 1 --zero-copy=off; dev[plain]=$DEV
 attach "$tls_uri" -q 1 --tls-mode=ktls --zero-copy=off; dev[ktls]=$DEV; echo "ktls: $(jq -r .tls <<<"$ATTACH_JSON")"
-attach "$tls_uri" -q 1 --tls-mode=ktls --zero-copy=on; dev[ktls-zc]=$DEV; echo "ktls-zc: $ZC"
+attach "$tls_uri" -q 1 --tls-mode=ktls --zero-copy=on; dev[ktls-zc]=$DEV
+echo "ktls-zc: $ZC, $(jq -r .tls <<<"$ATTACH_JSON")"
+attach "nbds://localhost:$port12/?tls-certificates=$PKI" -q 1 --tls-mode=ktls --zero-copy=on; dev[ktls12-zc]=$DEV
+echo "ktls12-zc: $ZC, $(jq -r .tls <<<"$ATTACH_JSON")"
 attach "$tls_uri" -q 1 --tls-mode=userspace; dev[userspace]=$DEV; echo "userspace: $(jq -r .tls <<<"$ATTACH_JSON")"
 cleanup_fn 'for n in 0 1; do nbd-client -d /dev/nbd$n >/dev/null 2>&1; done'
 kernel_connect() { # DEV [nbd-client TLS options]: -C 1, then wait for the size
@@ -54,10 +64,11 @@ kernel_connect /dev/nbd1 -x -A "$PKI/ca-cert.pem" -H localhost; dev[kernel-tls]=
 # With TLS nbd-client stays, relaying between nbd.ko's socketpair and TCP.
 pgrep -f "nbd-client localhost $port /dev/nbd1" >/dev/null || fail "no nbd-client TLS proxy for /dev/nbd1"
 echo "kernel-tls: nbd-client $(nbd-client -V 2>&1 | head -1 | grep -o '[0-9.]*$') -x (GnuTLS proxy)"
-modes=(plain ktls ktls-zc userspace kernel kernel-tls)
+modes=(plain ktls ktls-zc ktls12-zc userspace kernel kernel-tls)
 # One export behind every device: filling it once (plain) makes every read
 # hit allocated memory.
 dd if=/dev/zero of="${dev[plain]}" bs=1M count=256 oflag=direct status=none || fail "filling the export"
+dd if=/dev/zero of="${dev[ktls12-zc]}" bs=1M count=256 oflag=direct status=none || fail "filling the TLS 1.2 export"
 
 workloads=("randread 4k 32" "randwrite 4k 32" "read 1M 8" "write 1M 8")
 declare -A sum
@@ -77,13 +88,13 @@ for round in $(seq "$BENCH_ROUNDS"); do
 done
 echo
 printf '%-18s' workload; printf ' %11s' "${modes[@]}"
-printf ' %10s %10s %10s %11s %11s %11s\n' ktls/plain user/plain kzc/ktls ktls/k-tls kzc/k-tls user/k-tls
+printf ' %10s %10s %10s %10s %11s %11s %11s\n' ktls/plain user/plain kzc/ktls kzc/kzc12 ktls/k-tls kzc/k-tls user/k-tls
 for w in "${workloads[@]}"; do
   read -r rw bs qd <<<"$w"
   unit=IOPS; [ "$bs" = 1M ] && unit=MiB/s
   printf '%-18s' "$rw $bs QD$qd $unit"
   for mode in "${modes[@]}"; do awk -v n="$BENCH_ROUNDS" -v s="${sum["$w/$mode"]}" 'BEGIN{printf " %11.1f", s/n}'; done
   awk -v p="${sum["$w/plain"]}" -v k="${sum["$w/ktls"]}" -v z="${sum["$w/ktls-zc"]}" -v u="${sum["$w/userspace"]}" \
-    -v kt="${sum["$w/kernel-tls"]}" \
-    'BEGIN{printf " %10.2f %10.2f %10.2f %11.2f %11.2f %11.2f\n", k/p, u/p, z/k, k/kt, z/kt, u/kt}'
+    -v kt="${sum["$w/kernel-tls"]}" -v z12="${sum["$w/ktls12-zc"]}" \
+    'BEGIN{printf " %10.2f %10.2f %10.2f %10.2f %11.2f %11.2f %11.2f\n", k/p, u/p, z/k, z/z12, k/kt, z/kt, u/kt}'
 done

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "integration/support/nbdkit.h"
+#include "integration/support/tls_server.h"
 #include "nbd/connect.h"
 #include "nbd/redialer.h"
 #include "nbd/uri.h"
@@ -25,42 +26,6 @@ using nbd::BlockRequest;
 namespace {
 
 constexpr uint64_t kDisk = 16ull << 20;
-
-// Credentials from support/make-tls-credentials.sh (certtool, psktool).
-struct Credentials {
-    std::string dir;
-    Credentials() {
-        char tmpl[] = "/tmp/unbd-pki.XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        dir = tmpl;
-        const std::string cmd = std::string(UNBD_SOURCE_DIR) + "/tests/integration/support/make-tls-credentials.sh " +
-                                dir + " localhost";
-        REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "make-tls-credentials.sh failed (is gnutls-bin installed?)");
-    }
-    ~Credentials() { (void)!std::system(("rm -rf " + dir).c_str()); }
-};
-
-struct TlsServer {
-    Credentials pki;
-    std::unique_ptr<NbdkitProcess> server;
-    std::string uri;  // nbds, for unbd and libnbd alike
-    explicit TlsServer(bool psk) {
-        if (psk) {
-            server = std::make_unique<NbdkitProcess>(std::vector<std::string>{"memory", std::to_string(kDisk)}, false,
-                                                     std::vector<std::string>{"--tls=require",
-                                                                              "--tls-psk=" + pki.dir + "/keys.psk"});
-            // nbd+unix:///?socket=S -> nbds+unix://alice@/?socket=S&tls-psk-file=F
-            uri = "nbds+unix://alice@/" + server->uri().substr(std::string("nbd+unix:///").size()) +
-                  "&tls-psk-file=" + pki.dir + "/keys.psk";
-        } else {
-            server = std::make_unique<NbdkitProcess>(
-                std::vector<std::string>{"memory", std::to_string(kDisk)}, true,
-                std::vector<std::string>{"--tls=require", "--tls-certificates=" + pki.dir, "--tls-verify-peer"});
-            // nbd://127.0.0.1:P/ -> nbds://127.0.0.1:P/?tls-certificates=D
-            uri = "nbds" + server->uri().substr(3) + "?tls-certificates=" + pki.dir;
-        }
-    }
-};
 
 void writes_then_reads(const std::string& uri, uint16_t qd, uint32_t size, std::size_t count, uint64_t seed,
                        nbd::PayloadOps ops) {
@@ -127,7 +92,7 @@ struct GnutlsTls12Only {
 
 TEST_CASE("tls engine: TLS 1.2 (the server limited to it), x509 over TCP, data both ways, checked by libnbd") {
     GnutlsTls12Only tls12;
-    TlsServer s(false);
+    TlsServer s(false, kDisk);
     {
         nbd::Connection c = nbd::connect_export(nbd::parse_uri(s.uri + "&tls-mode=userspace"), {});
         CHECK(c.tls_description().rfind("userspace (TLSv1.2, x509, ", 0) == 0);
@@ -137,7 +102,7 @@ TEST_CASE("tls engine: TLS 1.2 (the server limited to it), x509 over TCP, data b
 }
 
 TEST_CASE("tls engine: PSK over a Unix socket, data both ways, checked by libnbd") {
-    TlsServer s(true);
+    TlsServer s(true, kDisk);
     for (auto ops : {nbd::PayloadOps::UserCopy, nbd::PayloadOps::ReadWriteFixed}) {
         CAPTURE(nbd::name(ops));
         writes_then_reads(s.uri, 1, 4096, 64, 1, ops);
@@ -147,13 +112,13 @@ TEST_CASE("tls engine: PSK over a Unix socket, data both ways, checked by libnbd
 }
 
 TEST_CASE("tls engine: x509 with a client certificate over TCP, data both ways, checked by libnbd") {
-    TlsServer s(false);
+    TlsServer s(false, kDisk);
     writes_then_reads(s.uri, 8, 64 << 10, 128, 4, nbd::PayloadOps::UserCopy);
     writes_then_reads(s.uri, 64, 4096, 1024, 5, nbd::PayloadOps::UserCopy);
 }
 
 TEST_CASE("tls engine: the connection shows its TLS - the tunnel ends with the connection") {
-    TlsServer s(true);
+    TlsServer s(true, kDisk);
     nbd::Connection c = nbd::connect_export(nbd::parse_uri(s.uri), {});
     REQUIRE(c.tls);
     CHECK(c.tls_description().rfind("userspace (TLSv1.3, psk, ", 0) == 0);
@@ -164,7 +129,7 @@ TEST_CASE("tls engine: the connection shows its TLS - the tunnel ends with the c
 }
 
 TEST_CASE("tls engine: a restarted server gets a new TLS handshake on reconnect - data written before and after") {
-    TlsServer s(true);
+    TlsServer s(true, kDisk);
     const nbd::Uri u = nbd::parse_uri(s.uri);
     nbd::ConnectOptions co;
     co.connect_timeout = 2s;
@@ -205,7 +170,7 @@ TEST_CASE("tls engine: a restarted server gets a new TLS handshake on reconnect 
 // (the daemon) resumes the tunnel and serves I/O; the parent drops its
 // paused copy, which must not touch the connection.
 TEST_CASE("tls engine: a paused tunnel survives fork() and works in the child after resume()") {
-    TlsServer s(true);
+    TlsServer s(true, kDisk);
     nbd::Connection c = nbd::connect_export(nbd::parse_uri(s.uri), {});
     REQUIRE(c.tls);
     c.tls->pause();
