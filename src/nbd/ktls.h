@@ -17,11 +17,18 @@
 //   it as a lost connection, and the reconnect redoes the TLS handshake.
 // - TLS 1.3 (Linux 5.1+): OpenSSL 3.0 sets the send key only; the receive
 //   key is ours to set (tls13_receive_key.h, install_receive_key below).
-//   A NewSessionTicket or KeyUpdate after the handoff fails the engine's
-//   recv (EIO; EKEYEXPIRED on kernels with rekey): a lost connection too.
+//   A NewSessionTicket, KeyUpdate or alert after the handoff fails the
+//   engine's recv or read with EIO (no data was copied; the record waits at
+//   the head of the queue). The reply reader then takes that one record
+//   with recvmsg and a TLS_GET_RECORD_TYPE cmsg (take_control_record) and
+//   judges it (judge_control_record): session tickets are dropped and the
+//   receive goes on; a KeyUpdate (new keys we would have to follow, and
+//   answer when asked) or an alert is a lost connection, and the reconnect
+//   makes a new TLS session.
 // Receive offload needs Linux 4.17+.
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "nbd/tls13_receive_key.h"
@@ -32,6 +39,15 @@ namespace unbd::nbd {
 bool kernel_has_tls_ulp();
 // The socket's TCP ULP is "tls" (false for Unix sockets, plain TCP, errors).
 bool socket_uses_ktls(int fd);
+// What a non-data record means for the session: "" to drop it and go on
+// receiving, else why the connection is over. `type`: the TLS content type
+// (21 alert, 22 handshake); `body`: the record's plaintext.
+std::string judge_control_record(unsigned type, std::span<const unsigned char> body);
+// Reads the non-data record waiting at the head of a kTLS socket's receive
+// queue and judges it; "" when it was dropped, else why the connection is
+// over (a failed recvmsg included).
+std::string take_control_record(int fd);
+
 // Gives the kernel the TLS 1.3 receive key of a socket whose send side is
 // already kTLS (so the ULP is set); "" on success, else why, as a clause.
 std::string install_receive_key(int fd, const TlsTrafficKey& key);

@@ -5,6 +5,9 @@
 // stage_ and process_stage() parses every reply in it. It is armed only
 // while replies are expected, so an idle session has nothing in the kernel.
 //
+// On kTLS a receive that fails with EIO met a record that is not data: see
+// on_tls_control_record.
+//
 // Every cookie is checked before use (judge_reply, nbd/request_slot.h):
 // unknown tag, stale generation, a part never sent, a duplicate reply, bad
 // magic → protocol error, session failed.
@@ -16,7 +19,10 @@
 #include <cstring>
 #include <span>
 
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
+#include "nbd/ktls.h"
 #include "nbd/request_slot.h"
 #include "nbd/session.h"
 
@@ -63,6 +69,7 @@ void Session::on_header_cqe(int res) {
     if (failed_) return;
     if (res == -EINTR || res == -EAGAIN) return;  // re-armed by prepare_sqes
     if (res == 0 || res == -ECONNRESET) return fail("NBD session: the server closed the connection");
+    if (kernel_tls_ && (res == -EIO || res == -EKEYEXPIRED)) return on_tls_control_record();
     if (res < 0) return fail_io("NBD session: receiving from the server failed", res);
     if (!stage_.empty()) {
         stage_len_ += static_cast<std::size_t>(res);
@@ -151,6 +158,15 @@ bool Session::deliver_payload(const std::byte* src, uint32_t length) {
     return false;
 }
 
+// kTLS: a record that is not data stopped the receive before it copied
+// anything (nbd/ktls.h). A session ticket is dropped and the same receive
+// posted again by prepare_sqes; anything else ends the connection.
+void Session::on_tls_control_record() {
+    if (std::string lost = take_control_record(raw_fd_); !lost.empty()) return fail("NBD session: " + lost);
+    ++stats_.tls_records_dropped;
+    spdlog::info("dropped a TLS session ticket the server sent after the handshake");
+}
+
 void Session::payload_done() {
     reader_ = ReaderState::Idle;
     mark_replied(slots_[payload_tag_], payload_part_);
@@ -165,6 +181,7 @@ void Session::on_payload_cqe(int res) {
     if (res == -EINTR || res == -EAGAIN) return;
     if (res == 0 || res == -ECONNRESET)
         return fail("NBD session: the server closed the connection in the middle of a READ payload");
+    if (kernel_tls_ && (res == -EIO || res == -EKEYEXPIRED)) return on_tls_control_record();
     if (res < 0) return fail_io("NBD session: receiving a READ payload failed", res);
     const auto n = static_cast<uint32_t>(res);
     if (n > payload_left_) return fail("NBD session: the kernel returned more payload than asked for");

@@ -109,6 +109,7 @@ struct SessionStats {
     uint64_t send_sqes = 0;       // SQEs those chains took (a SENDMSG is one)
     uint64_t commands = 0;        // NBD commands sent
     uint64_t replies = 0;         // replies received
+    uint64_t tls_records_dropped = 0;  // kTLS: session tickets read off the socket and dropped
 };
 
 class Session {
@@ -206,6 +207,7 @@ private:
     void handle_reply();
     void process_stage();
     void payload_done();
+    void on_tls_control_record();
     bool deliver_payload(const std::byte* src, uint32_t length);
 
     uring::Ring& ring_;
