@@ -263,8 +263,8 @@ struct Connector {
     // --tls-mode=ktls: the kernel encrypts and decrypts from here on; the
     // engine gets the server socket itself (blocking, as without TLS) and
     // OpenSSL is done. No close_notify at the end (the server sees a plain
-    // close after NBD_CMD_DISC); a record other than data (an alert) makes
-    // the engine's recv fail with EIO, which it takes as a lost connection.
+    // close after NBD_CMD_DISC); records other than data are the reply
+    // reader's (nbd/ktls.h).
     Fd hand_to_kernel(Fd fd) {
         if (const std::string why = tls->give_kernel_both_directions(); !why.empty())
             throw Error("--tls-mode=ktls: kernel TLS is not possible with " + uri.display() + ": " + why +

@@ -12,19 +12,17 @@
 //   or recv with FIXED_BUF decrypts straight into them. Copy mode sends
 //   one SENDMSG per chain without the flag. SEND_ZC is refused: kTLS
 //   encrypts into buffers of its own, so there is nothing to gain.
-// - a record that is not data (an alert; renegotiation is off, TLS 1.2 has
-//   no post-handshake tickets) fails a plain recv with EIO: the engine takes
-//   it as a lost connection, and the reconnect redoes the TLS handshake.
 // - TLS 1.3 (Linux 5.1+): OpenSSL 3.0 sets the send key only; the receive
 //   key is ours to set (tls13_receive_key.h, install_receive_key below).
-//   A NewSessionTicket, KeyUpdate or alert after the handoff fails the
-//   engine's recv or read with EIO (no data was copied; the record waits at
-//   the head of the queue). The reply reader then takes that one record
-//   with recvmsg and a TLS_GET_RECORD_TYPE cmsg (take_control_record) and
-//   judges it (judge_control_record): session tickets are dropped and the
-//   receive goes on; a KeyUpdate (new keys we would have to follow, and
-//   answer when asked) or an alert is a lost connection, and the reconnect
-//   makes a new TLS session.
+// - a record that is not data (a TLS 1.3 NewSessionTicket or KeyUpdate, an
+//   alert; renegotiation is off) fails the engine's recv or read with EIO
+//   (no data was copied; the record waits at the head of the queue). The
+//   reply reader then takes that one record with recvmsg and a
+//   TLS_GET_RECORD_TYPE cmsg (take_control_record) and judges it
+//   (judge_control_record): session tickets are dropped and the receive
+//   goes on; a KeyUpdate (new keys we would have to follow, and answer when
+//   asked) or an alert is a lost connection, and the reconnect makes a new
+//   TLS session.
 // Receive offload needs Linux 4.17+.
 #pragma once
 

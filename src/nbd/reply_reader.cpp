@@ -163,7 +163,6 @@ bool Session::deliver_payload(const std::byte* src, uint32_t length) {
 // posted again by prepare_sqes; anything else ends the connection.
 void Session::on_tls_control_record() {
     if (std::string lost = take_control_record(raw_fd_); !lost.empty()) return fail("NBD session: " + lost);
-    ++stats_.tls_records_dropped;
     spdlog::info("dropped a TLS session ticket the server sent after the handshake");
 }
 

@@ -109,7 +109,6 @@ struct SessionStats {
     uint64_t send_sqes = 0;       // SQEs those chains took (a SENDMSG is one)
     uint64_t commands = 0;        // NBD commands sent
     uint64_t replies = 0;         // replies received
-    uint64_t tls_records_dropped = 0;  // kTLS: session tickets read off the socket and dropped
 };
 
 class Session {

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "common/hex.h"
 
 namespace unbd::nbd {
 
@@ -30,24 +31,6 @@ constexpr Suite kSuites[] = {
     {0x1302, "SHA384", 32},  // TLS_AES_256_GCM_SHA384
     {0x1303, "SHA256", 32},  // TLS_CHACHA20_POLY1305_SHA256 (kernel 5.11+)
 };
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::vector<unsigned char> from_hex(std::string_view hex) {
-    std::vector<unsigned char> out;
-    if (hex.size() % 2 != 0) return {};
-    for (std::size_t i = 0; i < hex.size(); i += 2) {
-        int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
-        if (hi < 0 || lo < 0) return {};
-        out.push_back(static_cast<unsigned char>(hi << 4 | lo));
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -104,7 +87,7 @@ void Tls13ReceiveTracker::on_key_log_line(std::string_view line) {
     constexpr std::string_view kLabel = "SERVER_TRAFFIC_SECRET_0 ";
     if (line.substr(0, kLabel.size()) != kLabel) return;
     const std::size_t space = line.rfind(' ');
-    secret_ = from_hex(line.substr(space + 1));
+    secret_ = decode_hex(line.substr(space + 1)).value_or(std::vector<unsigned char>{});
     first_record_ = counter_.records();
     marked_off_boundary_ = !counter_.at_boundary();
 }

@@ -19,10 +19,9 @@
 // BIO reads) from the first byte of the connection; key() is asked once the
 // NBD handshake is over and says either the key with its sequence number or
 // why there is none. Pure: no sockets here (ktls.h installs the key).
-// After the handoff a NewSessionTicket or KeyUpdate from the server fails the
-// engine's recv (EIO, EKEYEXPIRED): a lost connection, and the reconnect
-// makes a new TLS session. GnuTLS servers send their tickets right after the
-// handshake, before the first NBD reply, so OpenSSL reads them.
+// GnuTLS servers send their tickets right after the handshake, before the
+// first NBD reply, so OpenSSL reads (and counts) them; what comes after the
+// handoff is the reply reader's (nbd/ktls.h).
 #pragma once
 
 #include <openssl/evp.h>

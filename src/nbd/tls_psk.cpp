@@ -6,20 +6,10 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/hex.h"
 #include "nbd/tls_session.h"
 
 namespace unbd::nbd {
-
-namespace {
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-}  // namespace
 
 std::string psk_user(const TlsSettings& settings) {
     if (!settings.username.empty()) return settings.username;
@@ -40,15 +30,12 @@ PskKey read_psk_key(const std::string& file, const std::string& user) {
             throw Error("bad key for user '" + user + "' in the PSK file " + file + " line " + std::to_string(n) +
                             " (expected an even number of hex digits)",
                         EINVAL);
-        PskKey k{user, {}};
-        for (std::size_t i = 0; i < hex.size(); i += 2) {
-            int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
-            if (hi < 0 || lo < 0)
-                throw Error("bad key for user '" + user + "' in the PSK file " + file + " line " +
-                                std::to_string(n) + " (not hex)",
-                            EINVAL);
-            k.key.push_back(static_cast<unsigned char>(hi * 16 + lo));
-        }
+        auto bytes = decode_hex(hex);
+        if (!bytes)
+            throw Error("bad key for user '" + user + "' in the PSK file " + file + " line " + std::to_string(n) +
+                            " (not hex)",
+                        EINVAL);
+        PskKey k{user, std::move(*bytes)};
         if (k.key.size() > PSK_MAX_PSK_LEN)
             throw Error("the key of user '" + user + "' in the PSK file " + file + " is longer than " +
                             std::to_string(PSK_MAX_PSK_LEN) + " bytes",
