@@ -7,6 +7,8 @@
 #include <array>
 #include <cerrno>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "common/error.h"
 #include "proto/nbd_wire.h"
@@ -81,6 +83,11 @@ ReplayResult replay_log(int socket_fd, const DurabilityLog& log, const std::vect
     uint64_t cookie = 0;
     unsigned outstanding = 0;
     uint64_t window_bytes = 0;
+    // The ranges of the commands in the window: the server may run them in
+    // any order (nbdkit's parallel plugins do), so a command that overlaps
+    // one of them waits for the window's replies, or an older write could
+    // land after a newer one and undo an acknowledged write.
+    std::vector<std::pair<uint64_t, uint64_t>> window_ranges;  // [begin, end)
 
     const auto read_replies = [&](unsigned n) {
         for (; n > 0; --n) {
@@ -92,8 +99,17 @@ ReplayResult replay_log(int socket_fd, const DurabilityLog& log, const std::vect
                                        proto::errno_from_nbd_error(r->error)), EIO);
             --outstanding;
         }
+        if (outstanding == 0) window_ranges.clear();
     };
     const auto send = [&](const proto::Request& req, const std::byte* payload) {
+        const uint64_t begin = req.offset, end = req.offset + req.length;
+        const bool overlaps = std::any_of(window_ranges.begin(), window_ranges.end(),
+                                          [&](const auto& w) { return begin < w.second && w.first < end; });
+        if (overlaps) {
+            read_replies(outstanding);
+            window_bytes = 0;
+        }
+        window_ranges.emplace_back(begin, end);
         proto::encode_request(req, std::span<std::byte, proto::kRequestSize>(header));
         sock.send_all(header.data(), header.size());
         if (payload) sock.send_all(payload, req.length);

@@ -2,7 +2,8 @@
 // it: every acknowledged-but-unflushed write, in acknowledgement order, then
 // a FLUSH. Blocking I/O on the reconnect thread (never a queue thread),
 // bounded by `timeout` per send/receive; requests are pipelined in windows
-// so neither side's socket buffer can deadlock the other.
+// so neither side's socket buffer can deadlock the other, and a request that
+// overlaps one still in the window waits for it (servers may reorder).
 #pragma once
 
 #include <chrono>
