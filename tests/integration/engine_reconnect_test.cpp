@@ -130,9 +130,16 @@ TEST_CASE("reconnect: nbdkit killed and restarted under load - every request com
         // --exit-with-parent, and its parent is the thread that forked it.
         std::atomic<bool> done{false}, finished{false};
         std::atomic<int> restarts{0};
+        std::atomic<std::size_t> completed{0};
         std::thread killer([&] {
             while (!done && restarts < 8) {
+                // Each connection gets work done before the next kill (twice
+                // the queue depth of completions): a request out at 3 losses
+                // in a row fails by design, and a loaded CI host must not be
+                // able to make the kills outrun the reconnects.
+                const std::size_t before = completed;
                 std::this_thread::sleep_for(300ms);
+                while (!done && completed < before + 64) std::this_thread::sleep_for(5ms);
                 if (done) break;
                 server.restart();
                 ++restarts;
@@ -168,6 +175,7 @@ TEST_CASE("reconnect: nbdkit killed and restarted under load - every request com
             },
             [&](std::size_t, uint16_t tag, int r) {
                 ++completions;
+                ++completed;
                 --in_flight_blocks[pending[tag]];
                 if (r < 0) {
                     ++failures;
