@@ -89,26 +89,24 @@ ReplayResult replay_log(int socket_fd, const DurabilityLog& log, const std::vect
     // land after a newer one and undo an acknowledged write.
     std::vector<std::pair<uint64_t, uint64_t>> window_ranges;  // [begin, end)
 
-    const auto read_replies = [&](unsigned n) {
-        for (; n > 0; --n) {
+    // Reads the reply of every command in the window; the window is then empty.
+    const auto drain_window = [&] {
+        for (; outstanding > 0; --outstanding) {
             sock.recv_all(reply.data(), reply.size());
             const auto r = proto::decode_simple_reply(std::span<const std::byte, proto::kSimpleReplySize>(reply));
             if (!r) throw Error("replay: protocol error: bad reply magic from the server", EPROTO);
             if (r->error != 0)
                 throw Error(errno_text("replay: the server refused a replayed write",
                                        proto::errno_from_nbd_error(r->error)), EIO);
-            --outstanding;
         }
-        if (outstanding == 0) window_ranges.clear();
+        window_ranges.clear();
+        window_bytes = 0;
     };
     const auto send = [&](const proto::Request& req, const std::byte* payload) {
         const uint64_t begin = req.offset, end = req.offset + req.length;
         const bool overlaps = std::any_of(window_ranges.begin(), window_ranges.end(),
                                           [&](const auto& w) { return begin < w.second && w.first < end; });
-        if (overlaps) {
-            read_replies(outstanding);
-            window_bytes = 0;
-        }
+        if (overlaps) drain_window();
         window_ranges.emplace_back(begin, end);
         proto::encode_request(req, std::span<std::byte, proto::kRequestSize>(header));
         sock.send_all(header.data(), header.size());
@@ -118,10 +116,7 @@ ReplayResult replay_log(int socket_fd, const DurabilityLog& log, const std::vect
         window_bytes += req.length;
         // Bounded pipelining: the server's replies (16 bytes each) never fill
         // our receive buffer before we read them.
-        if (outstanding >= 32 || window_bytes >= (8u << 20)) {
-            read_replies(outstanding);
-            window_bytes = 0;
-        }
+        if (outstanding >= 32 || window_bytes >= (8u << 20)) drain_window();
     };
 
     for (const auto& e : entries) {
@@ -143,12 +138,12 @@ ReplayResult replay_log(int socket_fd, const DurabilityLog& log, const std::vect
         }
         if (has_data) result.bytes += e.length;
     }
-    read_replies(outstanding);
+    drain_window();
     proto::Request flush;
     flush.type = proto::Cmd::Flush;
     flush.cookie = ++cookie;
     send(flush, nullptr);
-    read_replies(outstanding);
+    drain_window();
     return result;
 }
 
