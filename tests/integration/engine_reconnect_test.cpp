@@ -32,20 +32,6 @@ namespace {
 
 constexpr uint64_t kDisk = 16ull << 20;
 
-// A disk file the nbdkit `file` plugin serves, so data outlives nbdkit.
-struct DiskFile {
-    std::string path;
-    explicit DiskFile(uint64_t size) {
-        char tmpl[] = "/tmp/unbd-disk.XXXXXX";
-        const int fd = ::mkstemp(tmpl);
-        REQUIRE(fd >= 0);
-        REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
-        ::close(fd);
-        path = tmpl;
-    }
-    ~DiskFile() { ::unlink(path.c_str()); }
-};
-
 struct ReconnectSetup {
     Durability durability = Durability::Replay;
     std::chrono::milliseconds io_timeout = 0ms;

@@ -48,18 +48,9 @@ void log_write(nbd::DurabilityLog& log, uint64_t offset, uint32_t length, std::b
 }  // namespace
 
 TEST_CASE("replay: overlapping writes land in acknowledgement order on a server that reorders") {
-    char tmpl[] = "/tmp/unbd-replay-disk.XXXXXX";
-    const int fd = ::mkstemp(tmpl);
-    REQUIRE(fd >= 0);
-    REQUIRE(::ftruncate(fd, 1 << 20) == 0);
-    ::close(fd);
-    const std::string disk = tmpl;
-    struct Unlink {
-        std::string p;
-        ~Unlink() { ::unlink(p.c_str()); }
-    } unlink_disk{disk};
+    const DiskFile disk(1 << 20);
 
-    NbdkitProcess server(slow_first_write_server(disk));
+    NbdkitProcess server(slow_first_write_server(disk.path));
     nbd::DurabilityLog log(nbd::Durability::Replay, 1 << 20);
     log_write(log, 0, 4096, std::byte{1});      // older, slow on this server
     log_write(log, 0, 4096, std::byte{2});      // newer, same block: must win

@@ -171,6 +171,21 @@ void Oracle::pwrite(uint64_t offset, const std::vector<std::byte>& data) {
 
 int64_t Oracle::size() { return nbd_get_size(h_); }
 
+DiskFile::DiskFile(uint64_t size) {
+    char tmpl[] = "/tmp/unbd-disk.XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    if (fd < 0) throw std::runtime_error("mkstemp failed");
+    const bool sized = ::ftruncate(fd, static_cast<off_t>(size)) == 0;
+    ::close(fd);
+    path = tmpl;
+    if (!sized) {
+        ::unlink(tmpl);
+        throw std::runtime_error("ftruncate of " + path + " failed");
+    }
+}
+
+DiskFile::~DiskFile() { ::unlink(path.c_str()); }
+
 void fill_pattern(std::byte* p, std::size_t len, uint64_t seed) {
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
     for (std::size_t i = 0; i < len; i += 8) {

@@ -44,6 +44,16 @@ private:
     pid_t pid_ = -1;
 };
 
+// A zero-filled file of `size` bytes under /tmp, for nbdkit's `file` plugin
+// (data outlives the nbdkit process); removed on destruction.
+struct DiskFile {
+    std::string path;
+    explicit DiskFile(uint64_t size);
+    ~DiskFile();
+    DiskFile(const DiskFile&) = delete;
+    DiskFile& operator=(const DiskFile&) = delete;
+};
+
 std::unique_ptr<nbd::SyntheticFrontend> connect_engine(const std::string& uri,
                                                        const nbd::SyntheticOptions& options = {});
 
