@@ -60,7 +60,7 @@ for ((round = 1; round <= UNBD_BENCH_ROUNDS; round++)); do
 done
 
 echo
-echo "fio $runtime s per workload x $UNBD_BENCH_ROUNDS rounds (mean, min-max of IOPS), direct=1, io_uring, $queues queues, nbdkit memory over TCP, in the TCG test VM, guest clock: icount ${UNBD_VM_ICOUNT:-off}"
+echo "fio $runtime s per workload x $UNBD_BENCH_ROUNDS rounds (mean, min-max of IOPS), direct=1, io_uring, $queues queues, nbdkit memory over TCP, in the TCG test VM, transparent huge pages: $thp, guest clock: icount ${UNBD_VM_ICOUNT:-off}"
 awk -v r="$UNBD_BENCH_ROUNDS" '
   { k = $2 SUBSEP $3; sum[k] += $4; if (!(k in lo) || $4 < lo[k]) lo[k] = $4; if ($4 > hi[k]) hi[k] = $4
     if (!($3 in seen)) { seen[$3] = 1; order[n++] = $3 } }

@@ -180,6 +180,6 @@ clock="host time (UNBD_VM_ICOUNT=off): ratios only, they swing between boots"
 [ "${UNBD_VM_ICOUNT:-off}" = off ] ||
   clock="instruction-counted guest clock (icount shift=$UNBD_VM_ICOUNT: 1 s = $((1000000000 >> UNBD_VM_ICOUNT)) guest instructions)"
 echo
-echo "fio $runtime s per workload x $UNBD_BENCH_ROUNDS rounds, direct=1, io_uring, $queues queues/connections, nbdkit memory $UNBD_BENCH_SIZE over $UNBD_BENCH_TRANSPORT, in the TCG test VM"
+echo "fio $runtime s per workload x $UNBD_BENCH_ROUNDS rounds, direct=1, io_uring, $queues queues/connections, nbdkit memory $UNBD_BENCH_SIZE over $UNBD_BENCH_TRANSPORT, in the TCG test VM, transparent huge pages: $thp"
 echo "clock: $clock"
 bench_table "$results"

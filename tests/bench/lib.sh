@@ -5,7 +5,9 @@
 #                               UNBD_VM_* defaults (BENCH_* from the caller)
 # In the guest:
 #   bench_guest                 sources tests/functions.sh, sets runtime,
-#                               queues and an empty $results
+#                               queues and an empty $results, and the
+#                               guest's transparent huge pages to
+#                               $UNBD_BENCH_THP (below); $thp says which
 #
 #   workload NAME FIO-ARGS...   one fio run on $target, appends
 #                               "$round $client NAME IOPS MiB/s clat-p50-us"
@@ -47,6 +49,7 @@ bench_host() {
   export UNBD_BENCH_RUNTIME=${BENCH_RUNTIME:-10} UNBD_BENCH_QUEUES=${BENCH_QUEUES:-2}
   export UNBD_BENCH_ROUNDS=${BENCH_ROUNDS:-1}
   export UNBD_BENCH_SIZE=${BENCH_SIZE:-256M} UNBD_BENCH_TRANSPORT=${BENCH_TRANSPORT:-tcp}
+  export UNBD_BENCH_THP=${BENCH_THP:-madvise}
 }
 
 bench_guest() {
@@ -56,4 +59,14 @@ bench_guest() {
   runtime=$UNBD_BENCH_RUNTIME queues=$UNBD_BENCH_QUEUES
   results=$TESTDIR/results
   : >"$results"
+  # With THP "always" (Debian's default), khugepaged collapses the nbdkit
+  # memory export into huge pages in the background for the first ~10 s
+  # after it is filled: 120 collapses, 5-8% of all guest samples in
+  # profile-guest.sh, landing on whichever client runs then. "madvise"
+  # leaves the server's memory alone; BENCH_THP=keep leaves the setting.
+  local knob=/sys/kernel/mm/transparent_hugepage/enabled
+  if [ "$UNBD_BENCH_THP" != keep ] && [ -w "$knob" ]; then
+    echo "$UNBD_BENCH_THP" >"$knob" || fail "cannot set $knob to $UNBD_BENCH_THP"
+  fi
+  thp=$(sed 's/.*\[\(.*\)\].*/\1/' "$knob" 2>/dev/null || echo unknown)
 }
