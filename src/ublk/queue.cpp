@@ -1,5 +1,6 @@
 #include "ublk/queue.h"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -333,6 +334,9 @@ void Queue::run(StartGate& gate) {
         if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
             spdlog::warn("queue {}: PR_SET_IO_FLUSHER failed: {}", config_.q_id, std::strerror(errno));
         }
+        // `top -H`, `ps -L` and /proc/PID/task/*/comm tell the queues apart.
+        const std::string name = "unbd q" + std::to_string(config_.q_id);
+        ::pthread_setname_np(::pthread_self(), name.c_str());
         Loop loop(config_, std::move(connection_), wake_.get());
         loop.fetch_all();
         gate.arrive();

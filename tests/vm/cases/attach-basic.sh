@@ -4,7 +4,8 @@
 # what libnbd reads from the export and the other way round; `unbd list`
 # shows the device live with the mode really in use (no silent fallback:
 # auto is zero copy where the kernel has AUTO_BUF_REG, copy mode on 6.12);
-# detach leaves no device, no state file and no daemon behind.
+# each queue is a thread named "unbd qN" (top -H, ps -L); detach leaves no
+# device, no state file and no daemon behind.
 # Runs in the guest: tests/vm/run -- bash THIS.
 . "$(dirname "$0")/../../functions.sh"
 [ -e /dev/ublk-control ] || fail "/dev/ublk-control missing (not in the VM?)"
@@ -23,6 +24,13 @@ start_nbdkit -P "$TESTDIR/tcp.pid" -i 127.0.0.1 -p "$port" memory 64M
 head -c 8M /dev/urandom >"$TESTDIR/to-device"
 head -c 4M /dev/urandom >"$TESTDIR/to-export"
 
+check_queue_threads() {  # pid queues: one thread "unbd qN" per queue
+  local q
+  for ((q = 0; q < $2; q++)); do
+    grep -qx "unbd q$q" /proc/"$1"/task/*/comm || fail "no thread named 'unbd q$q' in daemon $1"
+  done
+}
+
 check_mode() {
   local uri=$1 mode=$2 json dev id zc pid
   echo "== $uri --zero-copy=$mode"
@@ -40,6 +48,7 @@ check_mode() {
   "$UNBD" list --json | jq -e --arg dev "$dev" --arg zc "$zc" \
     '.[] | select(.dev == $dev and .state == "live" and .zero_copy == $zc and .queues == 2)' >/dev/null ||
     fail "unbd list does not show $dev live with $zc"
+  check_queue_threads "$pid" 2
 
   # device -> export
   dd if="$TESTDIR/to-device" of="$dev" bs=1M oflag=direct conv=fsync status=none || fail "write to $dev"
