@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -174,13 +175,14 @@ int64_t Oracle::size() { return nbd_get_size(h_); }
 DiskFile::DiskFile(uint64_t size) {
     char tmpl[] = "/tmp/unbd-disk.XXXXXX";
     const int fd = ::mkstemp(tmpl);
-    if (fd < 0) throw std::runtime_error("mkstemp failed");
+    if (fd < 0) throw std::runtime_error(std::string("mkstemp in /tmp failed: ") + std::strerror(errno));
     const bool sized = ::ftruncate(fd, static_cast<off_t>(size)) == 0;
+    const int ftruncate_errno = errno;
     ::close(fd);
     path = tmpl;
     if (!sized) {
         ::unlink(tmpl);
-        throw std::runtime_error("ftruncate of " + path + " failed");
+        throw std::runtime_error("ftruncate of " + path + " failed: " + std::strerror(ftruncate_errno));
     }
 }
 
