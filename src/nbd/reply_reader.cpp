@@ -72,6 +72,7 @@ void Session::on_header_cqe(int res) {
     if (kernel_tls_ && (res == -EIO || res == -EKEYEXPIRED)) return on_tls_control_record();
     if (res < 0) return fail_io("NBD session: receiving from the server failed", res);
     if (!stage_.empty()) {
+        last_recv_filled_stage_ = stage_len_ + static_cast<std::size_t>(res) == stage_.size();
         stage_len_ += static_cast<std::size_t>(res);
         return process_stage();
     }

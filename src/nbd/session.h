@@ -133,6 +133,13 @@ public:
     bool handle_cqe(const io_uring_cqe& cqe);
 
     bool failed() const noexcept { return failed_; }
+    // Replies are arriving faster than one recv takes them: a READ payload
+    // is being received one recv at a time, or the last bulk recv filled
+    // the staging buffer, or replies are read header by header. Each recv
+    // completion must then re-arm the next at once (uring/wake_batch.h).
+    bool receive_backlogged() const noexcept {
+        return reader_ == ReaderState::Payload || stage_.empty() || last_recv_filled_stage_;
+    }
     const std::string& failure_reason() const noexcept { return failure_reason_; }
     // The failure was the kernel refusing one of our own operations (EINVAL,
     // EOPNOTSUPP, EFAULT, ...), not the connection: a new one would get the
@@ -249,6 +256,7 @@ private:
     // payload found there is copied out, the rest received in place.
     std::vector<std::byte> stage_;
     std::size_t stage_pos_ = 0, stage_len_ = 0;
+    bool last_recv_filled_stage_ = false;
 
     SessionStats stats_;
     unsigned sqes_in_kernel_ = 0;

@@ -14,13 +14,15 @@ void SyntheticFrontend::FreeDeleter::operator()(std::byte* p) const { std::free(
 SyntheticFrontend::SyntheticFrontend(Fd socket, const ExportInfo& info, const SyntheticOptions& options)
     : SyntheticFrontend(Connection{std::move(socket), info, nullptr}, options) {}
 
-SyntheticFrontend::SyntheticFrontend(Connection connection, const SyntheticOptions& options) : options_(options) {
+SyntheticFrontend::SyntheticFrontend(Connection connection, const SyntheticOptions& options)
+    : options_(options), batcher_(false) {
     if (options_.queue_depth == 0) throw Error("synthetic frontend: queue depth must be at least 1");
     // Room for one full chain, the reader, and the owner's slack.
     unsigned entries = 64;
     while (entries < options_.max_chain_sqes + 8u) entries *= 2;
     ring_ = std::make_unique<uring::Ring>(uring::RingOptions{
         .entries = entries, .cq_entries = entries * 4, .fast_taskrun = options_.fast_taskrun});
+    batcher_ = uring::WakeBatcher(options_.batch_wakeups && ring_->has_min_wait());
 
     const std::size_t page = 4096;
     const std::size_t per_tag = (std::size_t{options_.buffer_bytes} + page - 1) / page * page;
@@ -54,6 +56,8 @@ SyntheticFrontend::SyntheticFrontend(Connection connection, const SyntheticOptio
     so.max_chain_sqes = options_.max_chain_sqes;
     so.stepwise_sends = options_.stepwise_sends;
     so.on_complete = [this](uint16_t tag, int result) {
+        --in_flight_;
+        ++completed_since_wake_;
         if (on_complete_) on_complete_(tag, result);
     };
     link_ = std::make_unique<ReconnectingSession>(*ring_, std::move(connection), std::move(so),
@@ -81,8 +85,11 @@ std::span<std::byte> SyntheticFrontend::buffer(uint16_t tag) {
 
 void SyntheticFrontend::step(std::chrono::microseconds timeout) {
     link_->prepare_sqes();
-    ring_->submit_and_wait_timeout(1, timeout.count());
+    const Session* session = link_->session();
+    batcher_.submit_and_wait(*ring_, in_flight_, session == nullptr || session->receive_backlogged(), timeout.count());
     ring_->drain_cqes([&](const io_uring_cqe& cqe) { link_->handle_cqe(cqe); });
+    batcher_.on_wake(uring::WakeBatcher::clock_ns(), completed_since_wake_);
+    completed_since_wake_ = 0;
     // A failure's completions (held requests failing, -EIO) come here.
     link_->prepare_sqes();
 }
@@ -117,7 +124,7 @@ bool SyntheticFrontend::run_batch(std::size_t count, const std::function<BlockRe
                 BlockRequest r = make(next, tag);
                 r.tag = tag;
                 index_of[tag] = next++;
-                link_->submit(r);
+                submit(r);
             }
             return finished == count;
         },

@@ -19,6 +19,7 @@
 #include "nbd/reconnecting_session.h"
 #include "uring/registered.h"
 #include "uring/ring.h"
+#include "uring/wake_batch.h"
 
 namespace unbd::nbd {
 
@@ -30,6 +31,7 @@ struct SyntheticOptions {
     unsigned max_chain_sqes = 64;
     bool stepwise_sends = false;       // SessionOptions::stepwise_sends (kTLS's way, tested on plain TCP)
     bool fast_taskrun = true;          // SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN
+    bool batch_wakeups = true;         // uring::WakeBatcher, where the kernel has min_wait
     // Reconnect, replay, io timeout (bind_socket is filled in here).
     ReconnectOptions reconnect{.io_timeout = std::chrono::milliseconds(0)};
 };
@@ -51,11 +53,15 @@ public:
     int socket_fd() const { return link_->socket_fd(); }
     uring::Ring& ring() { return *ring_; }
     uint16_t queue_depth() const { return options_.queue_depth; }
+    const uring::WakeBatcher& wake_batcher() const { return batcher_; }
 
     // Called for every completion (including the -EIO given to requests
     // left unfinished when the session fails).
     void set_on_complete(Completion fn) { on_complete_ = std::move(fn); }
-    void submit(const BlockRequest& r) { link_->submit(r); }
+    void submit(const BlockRequest& r) {
+        ++in_flight_;
+        link_->submit(r);
+    }
 
     // One loop iteration: prepare, submit, wait up to timeout for a CQE,
     // dispatch every CQE. After a failure, once the session is idle, every
@@ -88,6 +94,9 @@ private:
     std::unique_ptr<uring::FileTable> files_;
     std::unique_ptr<ReconnectingSession> link_;
     Completion on_complete_;
+    uring::WakeBatcher batcher_;
+    unsigned in_flight_ = 0;        // submitted, not completed
+    unsigned completed_since_wake_ = 0;
 };
 
 }  // namespace unbd::nbd

@@ -20,6 +20,7 @@
 #include "ublk/mapping.h"
 #include "uring/registered.h"
 #include "uring/ring.h"
+#include "uring/wake_batch.h"
 #include "uring/sqe.h"
 #include "uring/user_data.h"
 
@@ -150,7 +151,10 @@ public:
                     break;
                 }
             }
-            const int ret = ring_.submit_and_wait_timeout(1, disc_deadline ? 100'000 : 1'000'000);
+            const long long timeout_us = disc_deadline ? 100'000 : 1'000'000;
+            const nbd::Session* session = link_->session();
+            const int ret = batcher_.submit_and_wait(ring_, in_flight_,
+                                                     session == nullptr || session->receive_backlogged(), timeout_us);
             if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
                 throw Error(errno_text("queue " + std::to_string(cfg_.q_id) + ": io_uring wait failed", ret), -ret);
             }
@@ -158,6 +162,8 @@ public:
             // duration histogram measures, at the loop's granularity.
             if (cfg_.counters != nullptr) wake_ns_ = now_ns();
             ring_.drain_cqes([&](const io_uring_cqe& cqe) { dispatch(cqe); });
+            batcher_.on_wake(uring::WakeBatcher::clock_ns(), completed_since_wake_);
+            completed_since_wake_ = 0;
         }
     }
 
@@ -253,6 +259,7 @@ private:
     void on_complete(uint16_t tag, int result) {
         if (tag >= cfg_.depth || tags_[tag] != TagState::Serving) return;
         --in_flight_;
+        ++completed_since_wake_;
         if (result < 0 && errors_logged_ < 10) {
             ++errors_logged_;
             const nbd::BlockRequest& r = requests_[tag];
@@ -284,6 +291,8 @@ private:
     uint64_t wake_ns_ = 0;              // now_ns() when the loop last woke with CQEs to reap
     uint64_t wake_value_ = 0;
     unsigned in_flight_ = 0;
+    uring::WakeBatcher batcher_{ring_.has_min_wait()};
+    unsigned completed_since_wake_ = 0;
     unsigned aborted_ = 0;
     bool stop_requested_ = false;
     unsigned errors_logged_ = 0;

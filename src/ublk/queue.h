@@ -9,6 +9,9 @@
 //                   queue reported (or it hangs).
 //   serving         FETCH/COMMIT_AND_FETCH CQE -> BlockRequest -> Session;
 //                   Session completion -> COMMIT_AND_FETCH with the result.
+//                   With many requests in flight the loop's wait holds its
+//                   wake-up briefly to reap several replies at once
+//                   (uring/wake_batch.h, Linux 6.12+).
 //   request_stop()  (any thread, after STOP_DEV drained the disk, or on
 //                   failure) wakes the thread through an eventfd. Once no
 //                   request is in flight it sends NBD_CMD_DISC, waits

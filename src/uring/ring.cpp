@@ -9,14 +9,23 @@ namespace unbd::uring {
 
 namespace {
 
-int try_setup(io_uring* ring, const RingOptions& o, unsigned flags) {
+int try_setup(io_uring* ring, const RingOptions& o, unsigned flags, unsigned* features) {
     io_uring_params p{};
     p.flags = flags;
     if (o.cq_entries != 0) {
         p.flags |= IORING_SETUP_CQSIZE;
         p.cq_entries = o.cq_entries;
     }
-    return io_uring_queue_init_params(o.entries, ring, &p);
+    const int ret = io_uring_queue_init_params(o.entries, ring, &p);
+    *features = p.features;
+    return ret;
+}
+
+__kernel_timespec timespec_from_us(long long us) {
+    __kernel_timespec ts{};
+    ts.tv_sec = us / 1'000'000;
+    ts.tv_nsec = (us % 1'000'000) * 1000;
+    return ts;
 }
 
 }  // namespace
@@ -32,7 +41,7 @@ Ring::Ring(const RingOptions& options) {
     int ret = -EINVAL;
     for (unsigned flags : candidates) {
         if (!options.fast_taskrun && flags != base) continue;
-        ret = try_setup(&ring_, options, flags);
+        ret = try_setup(&ring_, options, flags, &features_);
         if (ret == 0) {
             flags_ = flags | (options.cq_entries ? IORING_SETUP_CQSIZE : 0);
             return;
@@ -63,11 +72,23 @@ bool Ring::reserve(unsigned n) noexcept {
 }
 
 int Ring::submit_and_wait_timeout(unsigned wait_nr, long long timeout_us) noexcept {
-    __kernel_timespec ts{};
-    ts.tv_sec = timeout_us / 1'000'000;
-    ts.tv_nsec = (timeout_us % 1'000'000) * 1000;
+    __kernel_timespec ts = timespec_from_us(timeout_us);
     io_uring_cqe* cqe = nullptr;
     return io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_nr, &ts, nullptr);
+}
+
+int Ring::submit_and_wait_min(unsigned wait_nr, unsigned min_wait_us, long long timeout_us) noexcept {
+    // liburing 2.3 cannot pass min_wait: submit, then wait with our own
+    // io_uring_getevents_arg, whose `pad` is min_wait_usec since 6.12.
+    const int sub = io_uring_submit(&ring_);
+    if (sub < 0) return sub;
+    __kernel_timespec ts = timespec_from_us(timeout_us);
+    io_uring_getevents_arg arg{};
+    arg.pad = min_wait_us;
+    arg.ts = reinterpret_cast<uint64_t>(&ts);
+    // liburing's io_uring_enter2 returns -errno itself (errno is not set).
+    return io_uring_enter2(ring_.ring_fd, 0, wait_nr, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                           reinterpret_cast<sigset_t*>(&arg), sizeof arg);
 }
 
 }  // namespace unbd::uring

@@ -46,6 +46,13 @@ public:
     int submit() noexcept { return io_uring_submit(&ring_); }
     // Waits at most `timeout_us` for wait_nr CQEs. -ETIME on timeout.
     int submit_and_wait_timeout(unsigned wait_nr, long long timeout_us) noexcept;
+    // The same, but once min_wait_us have passed it returns as soon as one
+    // CQE is there: the kernel does not wake the thread for each of the
+    // first wait_nr - 1 (uring/wake_batch.h). Needs has_min_wait().
+    // -ETIME on timeout, -errno on failure.
+    int submit_and_wait_min(unsigned wait_nr, unsigned min_wait_us, long long timeout_us) noexcept;
+    // IORING_FEAT_MIN_TIMEOUT, Linux 6.12.
+    bool has_min_wait() const noexcept { return (features_ & kFeatMinTimeout) != 0; }
     int submit_and_wait(unsigned wait_nr) noexcept { return io_uring_submit_and_wait(&ring_, wait_nr); }
 
     // Calls fn(const io_uring_cqe&) for every ready CQE, marking each seen
@@ -65,6 +72,8 @@ public:
 private:
     io_uring ring_{};
     unsigned flags_ = 0;
+    unsigned features_ = 0;
+    static constexpr unsigned kFeatMinTimeout = 1U << 15;  // not in bookworm's liburing 2.3 headers
 };
 
 }  // namespace unbd::uring

@@ -15,6 +15,7 @@ struct BenchOptions {
     uint64_t area = 0;
     // unbd engine knobs, for experiments
     bool defer_taskrun = true;
+    bool batch_wakeups = true;
     unsigned max_chain_sqes = 64;
     std::string payload = "user_copy";  // user_copy | read_write_fixed | send_zc_fixed
 };

@@ -30,7 +30,8 @@ Result run_unbd(const BenchOptions& o) {
                                                                       .buffer_bytes = o.bs,
                                                                       .payload_ops = mode,
                                                                       .max_chain_sqes = o.max_chain_sqes,
-                                                                      .fast_taskrun = o.defer_taskrun});
+                                                                      .fast_taskrun = o.defer_taskrun,
+                                                                      .batch_wakeups = o.batch_wakeups});
     if (!w.verifying())
         for (uint16_t t = 0; t < qd; ++t) w.fill(fe.buffer(t).data(), t);
 

@@ -55,10 +55,13 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"user_copy", "read_write_fixed", "send_recv_fixed", "send_zc_fixed"}));
     bool no_defer = false;
     app.add_flag("--no-defer-taskrun", no_defer, "unbd: ring without SINGLE_ISSUER/DEFER_TASKRUN");
+    bool no_batch = false;
+    app.add_flag("--no-batch-wakeups", no_batch, "unbd: wake on every completion (no io_uring min_wait)");
     app.add_flag("--json", json, "one JSON object on stdout");
     CLI11_PARSE(app, argc, argv);
     o.bs = static_cast<uint32_t>(parse_size(bs));
     o.defer_taskrun = !no_defer;
+    o.batch_wakeups = !no_batch;
     try {
         Result r = engine == "unbd" ? run_unbd(o) : run_libnbd(o);
         const double ios = static_cast<double>(r.ios);
