@@ -27,6 +27,7 @@ void print_human(const daemon::DeviceStats& s, int pid) {
     std::printf("  discards   %llu\n", u(t.discards));
     std::printf("  errors     %llu\n", u(t.errors));
     std::printf("  in flight  %llu\n", u(t.in_flight));
+    std::printf("  waits      %llu (%llu held their wake-up to gather replies)\n", u(t.waits), u(t.held_waits));
     std::printf("  reconnects %llu%s%s\n", u(s.reconnects), s.last_failure.empty() ? "" : "; last failure: ",
                 s.last_failure.c_str());
 }

@@ -27,8 +27,10 @@ nlohmann::json parse_object(const std::string& line, const char* what) {
 
 // An unsigned number, or an Error naming the field (nlohmann would cast
 // a float or a negative number silently).
-uint64_t count(const nlohmann::json& j, const char* key) {
+// optional: a daemon from an older unbd may not send it (0 then).
+uint64_t count(const nlohmann::json& j, const char* key, bool optional = false) {
     const auto it = j.find(key);
+    if (optional && it == j.end()) return 0;
     if (it == j.end() || !it->is_number_unsigned())
         throw Error(std::string("stats: '") + key + "' is missing or not a count", EINVAL);
     return it->get<uint64_t>();
@@ -44,7 +46,8 @@ std::string text(const nlohmann::json& j, const char* key) {
 nlohmann::json io_json(const ublk::IoStats& s) {
     return {{"reads", s.reads},         {"writes", s.writes},     {"read_bytes", s.read_bytes},
             {"written_bytes", s.written_bytes}, {"flushes", s.flushes}, {"discards", s.discards},
-            {"errors", s.errors},       {"in_flight", s.in_flight}};
+            {"errors", s.errors},       {"in_flight", s.in_flight}, {"waits", s.waits},
+            {"held_waits", s.held_waits}};
 }
 
 ublk::IoStats io_from_json(const nlohmann::json& j) {
@@ -58,6 +61,8 @@ ublk::IoStats io_from_json(const nlohmann::json& j) {
     s.discards = count(j, "discards");
     s.errors = count(j, "errors");
     s.in_flight = count(j, "in_flight");
+    s.waits = count(j, "waits", true);
+    s.held_waits = count(j, "held_waits", true);
     return s;
 }
 

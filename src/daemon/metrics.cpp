@@ -67,6 +67,11 @@ std::string render_metrics(const MetricsSnapshot& s) {
     t.sample("unbd_refused_requests_total", device, total.refused);
     t.family("unbd_requests_in_flight", "gauge", "Requests taken from the kernel and not yet completed.");
     t.sample("unbd_requests_in_flight", device, total.in_flight);
+    t.family("unbd_queue_waits_total", "counter", "Times the queue threads waited for completions.");
+    t.sample("unbd_queue_waits_total", device, total.waits);
+    t.family("unbd_queue_held_waits_total", "counter",
+             "Waits that held their wake-up to gather more replies (io_uring min_wait, Linux 6.12+).");
+    t.sample("unbd_queue_held_waits_total", device, total.held_waits);
 
     t.family("unbd_connection_state", "gauge", "1 for the state the device's connections are in.");
     for (const char* state : {"connected", "reconnecting", "disconnected"}) {

@@ -11,8 +11,9 @@
 //             paths);
 //             unbd_requests_total, unbd_request_errors_total,
 //             unbd_bytes_total and unbd_request_duration_seconds (histogram)
-//             by op; refused requests, in-flight, reconnects, connection
-//             state, queues connected, export size, live; unbd_device_info.
+//             by op; refused requests, in-flight, queue waits (and the
+//             held ones), reconnects, connection state, queues connected,
+//             export size, live; unbd_device_info.
 //   /healthz  200 while the daemon's main loop turns (a heartbeat at most
 //             kHealthyLoopAge old), else 503.
 //   /readyz   200 when the device is live and every connection is up, else

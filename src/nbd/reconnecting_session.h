@@ -110,6 +110,9 @@ public:
     bool connected() const { return session_ && !session_->failed(); }
     // The current connection's Session (nullptr while reconnecting).
     Session* session() { return session_.get(); }
+    // Whether a wait must not hold its wake-up (Session::receive_backlogged);
+    // always so while reconnecting, when nothing is in flight to gather.
+    bool receive_backlogged() const { return session_ == nullptr || session_->receive_backlogged(); }
     const std::string& failure_reason() const { return failure_reason_; }
     int socket_fd() const { return socket_.get(); }  // -1 while reconnecting
     const LinkStats& stats() const { return stats_; }

@@ -17,6 +17,8 @@ IoStats to_stats(const IoMetrics& m) noexcept {
     s.errors = m.refused;
     for (const OpMetrics& op : ops) s.errors += op.errors;
     s.in_flight = m.in_flight;
+    s.waits = m.waits;
+    s.held_waits = m.held_waits;
     return s;
 }
 
@@ -34,6 +36,8 @@ IoMetrics IoCounters::metrics() const noexcept {
     }
     m.refused = get(refused_);
     m.in_flight = get(in_flight_);
+    m.waits = get(waits_);
+    m.held_waits = get(held_waits_);
     m.connected = connected_.load(std::memory_order_acquire) ? 1 : 0;
     return m;
 }

@@ -63,12 +63,16 @@ struct IoMetrics {
     uint64_t refused = 0;    // refused before reaching the server (unsupported, unaligned)
     uint64_t in_flight = 0;  // taken from the kernel, not yet completed
     unsigned connected = 0;  // queues whose connection is up (0 or 1 per queue)
+    uint64_t waits = 0;       // times the queue thread waited for completions
+    uint64_t held_waits = 0;  // of which held the wake-up (uring/wake_batch.h)
 
     IoMetrics& operator+=(const IoMetrics& o) {
         for (std::size_t i = 0; i < kOpCount; ++i) ops[i] += o.ops[i];
         refused += o.refused;
         in_flight += o.in_flight;
         connected += o.connected;
+        waits += o.waits;
+        held_waits += o.held_waits;
         return *this;
     }
 };
@@ -83,6 +87,8 @@ struct IoStats {
     uint64_t discards = 0;      // TRIM and WRITE_ZEROES
     uint64_t errors = 0;        // requests completed with an error, or refused
     uint64_t in_flight = 0;     // taken from the kernel, not yet committed
+    uint64_t waits = 0;         // as in IoMetrics
+    uint64_t held_waits = 0;
 
     IoStats& operator+=(const IoStats& o) {
         reads += o.reads;
@@ -93,6 +99,8 @@ struct IoStats {
         discards += o.discards;
         errors += o.errors;
         in_flight += o.in_flight;
+        waits += o.waits;
+        held_waits += o.held_waits;
         return *this;
     }
 };
@@ -126,6 +134,13 @@ public:
         if (connected_.load(std::memory_order_relaxed) != up) connected_.store(up, std::memory_order_release);
     }
 
+    // The queue loop's waits so far, and how many held their wake-up
+    // (uring::WakeBatcher's running counts).
+    void set_waits(uint64_t waits, uint64_t held) noexcept {
+        waits_.store(waits, std::memory_order_relaxed);
+        held_waits_.store(held, std::memory_order_relaxed);
+    }
+
     IoMetrics metrics() const noexcept;
     IoStats snapshot() const noexcept { return to_stats(metrics()); }
 
@@ -140,7 +155,7 @@ private:
         std::array<std::atomic<uint64_t>, kDurationBuckets> buckets{};
     };
     std::array<Op, kOpCount> ops_{};
-    std::atomic<uint64_t> refused_{0}, in_flight_{0};
+    std::atomic<uint64_t> refused_{0}, in_flight_{0}, waits_{0}, held_waits_{0};
     std::atomic<bool> connected_{true};
 };
 

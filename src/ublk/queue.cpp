@@ -152,18 +152,18 @@ public:
                 }
             }
             const long long timeout_us = disc_deadline ? 100'000 : 1'000'000;
-            const nbd::Session* session = link_->session();
-            const int ret = batcher_.submit_and_wait(ring_, in_flight_,
-                                                     session == nullptr || session->receive_backlogged(), timeout_us);
+            const int ret = batcher_.submit_and_wait(ring_, in_flight_, link_->receive_backlogged(), timeout_us);
             if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
                 throw Error(errno_text("queue " + std::to_string(cfg_.q_id) + ": io_uring wait failed", ret), -ret);
             }
             // One clock read per wake-up, not two per request: what the
-            // duration histogram measures, at the loop's granularity.
-            if (cfg_.counters != nullptr) wake_ns_ = now_ns();
+            // duration histogram measures, at the loop's granularity, and
+            // the batcher's round-trip estimate.
+            wake_ns_ = uring::WakeBatcher::clock_ns();
             ring_.drain_cqes([&](const io_uring_cqe& cqe) { dispatch(cqe); });
-            batcher_.on_wake(uring::WakeBatcher::clock_ns(), completed_since_wake_);
+            batcher_.on_wake(wake_ns_, completed_since_wake_);
             completed_since_wake_ = 0;
+            if (cfg_.counters != nullptr) cfg_.counters->set_waits(batcher_.waits(), batcher_.held_waits());
         }
     }
 
@@ -179,12 +179,6 @@ private:
         return static_cast<off_t>(P::user_copy_offset(cfg_.q_id, tag, offset));
     }
     static int byte_count(ssize_t n) { return n < 0 ? -errno : static_cast<int>(n); }
-    // The request-duration histogram's clock (vDSO: no syscall).
-    static uint64_t now_ns() {
-        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                         std::chrono::steady_clock::now().time_since_epoch())
-                                         .count());
-    }
 
     void* buffer(uint16_t tag) const {
         return static_cast<char*>(copy_buffers_.get()) + std::size_t{tag} * cfg_.buffer_bytes;
@@ -288,7 +282,7 @@ private:
     std::vector<nbd::BlockRequest> requests_;
     std::vector<std::pair<uint16_t, int>> commits_;
     std::vector<uint64_t> arrived_ns_;  // per tag: when the request was taken (wake_ns_ then)
-    uint64_t wake_ns_ = 0;              // now_ns() when the loop last woke with CQEs to reap
+    uint64_t wake_ns_ = 0;              // clock_ns() when the loop last woke
     uint64_t wake_value_ = 0;
     unsigned in_flight_ = 0;
     uring::WakeBatcher batcher_{ring_.has_min_wait()};

@@ -41,6 +41,7 @@ unsigned WakeBatcher::hold_us(unsigned in_flight, bool backlogged) const noexcep
 
 int WakeBatcher::submit_and_wait(Ring& ring, unsigned in_flight, bool backlogged, long long timeout_us) noexcept {
     const unsigned hold = hold_us(in_flight, backlogged);
+    ++waits_;
     if (hold == 0) return ring.submit_and_wait_timeout(1, timeout_us);
     ++held_waits_;
     return ring.submit_and_wait_min(in_flight, hold, timeout_us);

@@ -54,7 +54,8 @@ public:
     // Submits what is queued and waits up to timeout_us for a CQE, holding
     // the wake-up as hold_us() says. Returns what the Ring's wait returns.
     int submit_and_wait(Ring& ring, unsigned in_flight, bool backlogged, long long timeout_us) noexcept;
-    // How many waits held their wake-up.
+    // How many waits there were, and how many of them held their wake-up.
+    uint64_t waits() const noexcept { return waits_; }
     uint64_t held_waits() const noexcept { return held_waits_; }
 
 private:
@@ -62,6 +63,7 @@ private:
     uint64_t window_start_ns_ = 0;
     uint64_t window_completed_ = 0;
     double ns_per_completion_ = 0;  // EWMA over closed windows; 0: none yet
+    uint64_t waits_ = 0;
     uint64_t held_waits_ = 0;
 };
 

@@ -214,6 +214,8 @@ void traffic(Device& d) {
     d.q0.completed(request(BlockOp::WriteZeroes, 1 << 20), 0, 100'000);
     d.q0.refused();
     d.q1.started();  // still in flight
+    d.q0.set_waits(9, 4);
+    d.q1.set_waits(5, 0);
 }
 
 }  // namespace
@@ -242,6 +244,8 @@ TEST_CASE("metrics handler: counters of two queues become summed samples that pr
     CHECK(sample_value(t, "unbd_bytes_total", {R"(op="write")"}) == 8192);
     CHECK(sample_value(t, "unbd_refused_requests_total") == 1);
     CHECK(sample_value(t, "unbd_requests_in_flight") == 1);
+    CHECK(sample_value(t, "unbd_queue_waits_total") == 14);
+    CHECK(sample_value(t, "unbd_queue_held_waits_total") == 4);
     CHECK(sample_value(t, "unbd_reconnects_total") == 2);
     CHECK(sample_value(t, "unbd_export_size_bytes") == 1 << 30);
     CHECK(sample_value(t, "unbd_device_live") == 1);

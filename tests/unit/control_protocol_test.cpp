@@ -85,7 +85,7 @@ TEST_CASE("control: stats read back as sent") {
     s.reconnects = 2;
     s.last_failure = "connection reset";
     ublk::IoStats q0, q1;
-    q0.reads = 10, q0.read_bytes = 40960, q0.in_flight = 1;
+    q0.reads = 10, q0.read_bytes = 40960, q0.in_flight = 1, q0.waits = 8, q0.held_waits = 3;
     q1.writes = 3, q1.written_bytes = 1 << 20, q1.flushes = 1, q1.discards = 2, q1.errors = 1;
     s.queues = {q0, q1};
     s.total = q0;
@@ -105,6 +105,16 @@ TEST_CASE("control: stats read back as sent") {
     CHECK(back.queues[1].discards == 2);
     CHECK(back.total.errors == 1);
     CHECK(back.total.read_bytes == 40960);
+    CHECK(back.total.waits == 8);
+    CHECK(back.total.held_waits == 3);
+
+    // A daemon from before the wait counters: they read as 0.
+    nlohmann::json older = daemon::to_json(s);
+    older["io"].erase("waits");
+    older["io"].erase("held_waits");
+    const daemon::DeviceStats from_older = daemon::stats_from_json(older);
+    CHECK(from_older.total.waits == 0);
+    CHECK(from_older.total.reads == 10);
 }
 
 TEST_CASE("control: malformed stats are refused naming the field") {
