@@ -15,6 +15,8 @@
 # hits all alike; the table gives the mean over the rounds, its spread
 # (half the range, in % of the mean) and the ratio to the kernel client
 # (mean of the per-round ratios), then each target of issue 10, met or not.
+# After each unbd workload a line in the log says how well its queue loops
+# batched replies (requests per wait, waits held: `unbd stats`).
 #
 # The clock: benchmarks boot the guest with an instruction-counted clock
 # (UNBD_VM_ICOUNT=4, see tests/vm/run): every guest instruction advances
@@ -77,7 +79,7 @@ else
 fi
 
 # Every device stays attached for the whole run.
-declare -A dev_of
+declare -A dev_of id_of
 clients=()
 attach_client() { # NAME ENV ATTACH-ARGS: attaches and checks the zero-copy mode
   local client=$1 env_words=$2 json id mode bin=$UNBD w
@@ -86,6 +88,7 @@ attach_client() { # NAME ENV ATTACH-ARGS: attaches and checks the zero-copy mode
   json=$(env $env_words "$bin" attach --json "$uri" -q "$queues" $3) || fail "unbd attach ($client)"
   id=$(jq -r .id <<<"$json") mode=$(jq -r .zero_copy <<<"$json")
   dev_of[$client]=$(jq -r .dev <<<"$json")
+  id_of[$client]=$id
   clients+=("$client")
   cleanup_fn "'$UNBD' detach $id 2>/dev/null"
   [ "$(jq -r .queues <<<"$json")" = "$queues" ] || fail "$client: not $queues queues: $json"
@@ -118,10 +121,26 @@ echo "== kernel: /dev/nbd0, nbd-client -C $queues ($(cat /sys/block/nbd0/queue/n
 # Fill the export once so reads return data, not holes.
 fill_device "${dev_of[unbd-zc]}"
 
+wait_counts() { # ID: "REQUESTS WAITS HELD" so far, from unbd stats
+  "$UNBD" stats --json "$1" | jq -r '"\(.io.reads + .io.writes) \(.io.waits) \(.io.held_waits)"'
+}
+# How well a unbd client's queue loop batched replies in one workload:
+# requests per wait, and the share of waits that held their wake-up
+# (uring/wake_batch.h). Printed, not tabled.
+batching_line() { # CLIENT WORKLOAD BEFORE AFTER
+  local r0 w0 h0 r1 w1 h1
+  read -r r0 w0 h0 <<<"$3"
+  read -r r1 w1 h1 <<<"$4"
+  awk -v c="$1" -v n="$2" -v r=$((r1 - r0)) -v w=$((w1 - w0)) -v h=$((h1 - h0)) \
+    'BEGIN { if (w > 0) printf "   %s %s: %.2f requests per wait, %.0f%% of %d waits held\n", c, n, r / w, 100 * h / w, w }'
+}
 each_client() {
+  local before
   for client in "${clients[@]}" kernel; do
     target=${dev_of[$client]}
+    [ "$client" = kernel ] || before=$(wait_counts "${id_of[$client]}")
     workload "$@"
+    [ "$client" = kernel ] || batching_line "$client" "$1" "$before" "$(wait_counts "${id_of[$client]}")"
   done
 }
 

@@ -4,8 +4,8 @@
 # metrics` and no counter goes backwards; afterwards the counters agree with
 # what the kernel counted for the disk (/sys/block/ublkbN/stat: requests and
 # bytes by direction) and with fio (bytes at least fio's), and each op's
-# duration histogram counts exactly its requests. `unbd list --json` names
-# the address. A second attach on the same port fails in one line and
+# duration histogram counts exactly its requests; queue waits are counted.
+# `unbd list --json` names the address. A second attach on the same port fails in one line and
 # leaves no device. The server killed: /readyz says 503 (reconnecting) and
 # comes back to 200 once it is started again, with the reconnect counted.
 # A live restart serves the same port again. After detach nothing listens
@@ -109,6 +109,14 @@ for op in read write; do
   [ "$bytes" = "$k_bytes" ] || fail "$op: unbd counted $bytes bytes, the kernel $k_bytes"
   [ "$req" = "$k_req" ] || fail "$op: unbd counted $req requests, the kernel $k_req"
 done
+# The queue threads' waits: at least one per wake-up that reaped a reply,
+# so fewer than the requests only when waits gathered several.
+waits=$(value unbd_queue_waits_total "device=\"$ID\"")
+held=$(value unbd_queue_held_waits_total "device=\"$ID\"")
+all=$(($(value unbd_requests_total 'op="read"') + $(value unbd_requests_total 'op="write"')))
+echo "queue waits: $waits ($held held their wake-up) for $all reads and writes"
+[ "$waits" -gt 0 ] || fail "no queue waits counted"
+[ "$held" -le "$waits" ] || fail "$held held waits of $waits waits"
 sum=$(value unbd_request_duration_seconds_sum 'op="write"')
 awk -v s="$sum" 'BEGIN { exit !(s > 0) }' || fail "the write histogram's sum is $sum"
 grep -E '^unbd_request_duration_seconds_bucket\{.*op="write"' "$TESTDIR/after" | sed 's/^/  /'
