@@ -10,19 +10,20 @@
 #                               $UNBD_BENCH_THP (below); $thp says which
 #
 #   workload NAME FIO-ARGS...   one fio run on $target, appends
-#                               "$round $client NAME IOPS MiB/s clat-p50-us"
-#                               to $results
+#                               "$round $client NAME IOPS MiB/s clat-p50-us
+#                               lat-p50-us" to $results (lat: submission
+#                               included, where nbd.ko sends the request)
 #   bench_table RESULTS         kernel-vs-unbd's table (kernel_table.py)
 #   fill_device DEV             writes random data over the whole device, so
 #                               reads return data, not holes
 workload() {
   local name=$1; shift
   fio --name="$name" --filename="$target" --ioengine=io_uring --direct=1 \
-    --time_based --runtime="$runtime" --ramp_time=1 --group_reporting \
+    --time_based --runtime="$runtime" --ramp_time=1 --group_reporting --lat_percentiles=1 \
     --output-format=json "$@" >"$TESTDIR/fio.json" || fail "fio $name on $target ($client)"
   jq -r --arg r "${round:-1}" --arg c "$client" --arg n "$name" '.jobs[0] as $j
     | (if $j.read.io_bytes > 0 then $j.read else $j.write end) as $d
-    | "\($r) \($c) \($n) \($d.iops) \($d.bw_bytes / 1048576) \(($d.clat_ns.percentile["50.000000"] // 0) / 1000)"' \
+    | "\($r) \($c) \($n) \($d.iops) \($d.bw_bytes / 1048576) \(($d.clat_ns.percentile["50.000000"] // 0) / 1000) \(($d.lat_ns.percentile["50.000000"] // 0) / 1000)"' \
     "$TESTDIR/fio.json" >>"$results"
   tail -1 "$results"
 }
