@@ -43,7 +43,13 @@ void Session::arm_reader() {
         reply_got_ = 0;
     }
     if (reader_ == ReaderState::Header && !stage_.empty()) {
-        uring::prep_recv(sqe, socket_, stage_.data() + stage_len_, static_cast<uint32_t>(stage_.size() - stage_len_), 0);
+        // One reply to come (QD1) into kernel-registered buffers: its header
+        // alone, so a READ's payload is received straight into the request
+        // (one copy) instead of into stage_ and then pwrite (two copies and a
+        // syscall). With more replies to come a bulk recv saves more.
+        const bool one_reply = replies_expected_ == 1 && stage_len_ == 0 && opt_.buffer_kind == BufferKind::KernelOffset;
+        const std::size_t room = one_reply ? proto::kSimpleReplySize : stage_.size() - stage_len_;
+        uring::prep_recv(sqe, socket_, stage_.data() + stage_len_, static_cast<uint32_t>(room), 0);
         uring::set_user_data(sqe, user_data(kRecvHeader, 0));
     } else if (reader_ == ReaderState::Header) {
         uring::prep_recv(sqe, socket_, reply_buf_ + reply_got_, proto::kSimpleReplySize - reply_got_, MSG_WAITALL);
