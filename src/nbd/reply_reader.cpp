@@ -2,7 +2,9 @@
 // header (MSG_WAITALL into session memory), then for a successful READ the
 // payload straight into the tag's fixed buffer, looping until complete,
 // then the next header. In bulk mode (UserCopy, or fill_request) recvs fill
-// stage_ and process_stage() parses every reply in it. It is armed only
+// stage_ and process_stage() parses every reply in it; with one reply to
+// come into a kernel-registered buffer, the recv takes its header alone and
+// the payload is received as above. It is armed only
 // while replies are expected, so an idle session has nothing in the kernel.
 //
 // On kTLS a receive that fails with EIO met a record that is not data: see

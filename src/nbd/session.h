@@ -21,7 +21,9 @@
 // Stepwise (kTLS): the same chain, one unlinked SQE in flight at a time.
 // Replies: one reader; a 16-byte simple reply header, then for READ the
 // payload straight into the fixed buffer at index == tag. With UserCopy or
-// fill_request, replies are read in bulk into a staging buffer instead.
+// fill_request, replies are read in bulk into a staging buffer instead
+// (kernel-registered buffers: not while only one reply is to come, whose
+// READ payload then goes straight into the request).
 //
 // SIGPIPE: the process must ignore it. WRITE_FIXED (read_write_fixed mode)
 // has no MSG_NOSIGNAL, so a server that closed its end kills a process that
