@@ -22,7 +22,7 @@
 // Replies: one reader; a 16-byte simple reply header, then for READ the
 // payload straight into the fixed buffer at index == tag. With UserCopy or
 // fill_request, replies are read in bulk into a staging buffer instead
-// (kernel-registered buffers: not while only one reply is to come, whose
+// (kernel-registered buffers: not while the session runs at QD1, whose
 // READ payload then goes straight into the request).
 //
 // SIGPIPE: the process must ignore it. WRITE_FIXED (read_write_fixed mode)
@@ -259,6 +259,9 @@ private:
     std::vector<std::byte> stage_;
     std::size_t stage_pos_ = 0, stage_len_ = 0;
     bool last_recv_filled_stage_ = false;
+    // Replies expected each time a bulk recv is armed, averaged (x16,
+    // weight 1/8): the session's usual depth (reply_reader.cpp).
+    unsigned armed_depth_x16_ = 0;
 
     SessionStats stats_;
     unsigned sqes_in_kernel_ = 0;
