@@ -105,5 +105,5 @@ for text, client, wl, peer, goal, higher in targets:
 print()
 print("latency with submission included (fio lat p50; nbd.ko's send is in it, see the top of kernel_table.py)")
 for wl in ["4k-randread-qd1", "4k-randwrite-qd1"]:
-    rm, rs = ratio("unbd-zc", wl, "kernel", lat=True) if rows["unbd-zc", wl] else (float("nan"), 0.0)
+    rm, rs = ratio("unbd-zc", wl, "kernel", lat=True)  # nan when not measured
     print(f"  {wl}: zero copy lat p50 / kernel's: " + ("not measured" if rm != rm else f"{rm:.2f}x ±{rs:.2f}"))
