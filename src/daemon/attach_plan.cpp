@@ -225,9 +225,12 @@ AttachPlan plan_attach(const AttachOptions& options) {
     // With user-space TLS the engine's socket is the tunnel's socketpair
     // (nbd/tls_tunnel.h); with kTLS the TCP socket itself.
     const int family = plan.uri.transport == nbd::Transport::Unix || user_space_tls ? AF_UNIX : AF_INET;
+    // Copy mode with no --payload-ops uses none of the fixed-buffer ops.
+    const bool copy_by_default = effective.zero_copy == ublk::ZeroCopyRequest::Off && !options.payload_ops;
     const uring::SocketOpSupport ops =
-        uring::probe_socket_ops(family, options.payload_ops == nbd::PayloadOps::SendZcFixed);
-    spdlog::debug("socket ops: {}", ops.describe());
+        copy_by_default ? uring::SocketOpSupport{}
+                        : uring::probe_socket_ops(family, options.payload_ops == nbd::PayloadOps::SendZcFixed);
+    spdlog::debug("socket ops: {}", copy_by_default ? "not probed (copy mode)" : ops.describe());
     plan.zero_copy = ublk::choose_zero_copy(effective.zero_copy, plan.features, ops, options.payload_ops);
     return plan;
 }

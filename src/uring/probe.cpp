@@ -6,6 +6,8 @@
 
 #include <array>
 #include <cstring>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 #include "common/fd.h"
@@ -41,21 +43,46 @@ std::pair<Fd, Fd> make_pair(int family) {
 
 enum class Op { WriteFixed, ReadFixed, SendFixed, RecvFixed, SendZcFixed };
 
-// Runs one op on a fresh socket pair; true when it moved all 8 bytes.
-bool try_op(int family, Op op) {
-    auto [a, b] = make_pair(family);
-    if (!a || !b) return false;
-    try {
-        Ring ring(RingOptions{.entries = 4, .fast_taskrun = false});
-        BufferTable table(ring, 1);
-        alignas(64) std::array<char, 4096> buf{};
-        if (table.set(0, buf.data(), buf.size()) != 0) return false;
+// One socket pair, ring and registered buffer for every op tried. A
+// loopback connection and a ring each cost `unbd attach` measurable time
+// in the TCG guest; four of each were made before (DESIGN.md, Performance).
+class Trials {
+public:
+    explicit Trials(int family) {
+        std::tie(a_, b_) = make_pair(family);
+        if (!a_ || !b_) return;
+        try {
+            ring_.emplace(RingOptions{.entries = 4, .fast_taskrun = false});
+            table_.emplace(*ring_, 1);
+            if (table_->set(0, buf_.data(), buf_.size()) != 0) table_.reset();
+        } catch (...) {
+            table_.reset();
+            ring_.reset();
+        }
+    }
+
+    // Runs one op on the pair; true when it moved all 8 bytes.
+    bool run(Op op) {
+        if (!table_) return false;
+        bool moved = false;
+        try {
+            moved = run_once(op);
+        } catch (...) {
+        }
+        drain(a_.get());  // a trial that failed halfway must not feed the next one
+        drain(b_.get());
+        return moved;
+    }
+
+private:
+    bool run_once(Op op) {
         const bool sending = op == Op::WriteFixed || op == Op::SendFixed || op == Op::SendZcFixed;
-        std::memcpy(buf.data(), "unbdprob", 8);
-        if (!sending && ::send(b.get(), "unbdprob", 8, MSG_NOSIGNAL) != 8) return false;
-        const uint64_t addr = reinterpret_cast<uintptr_t>(buf.data());
-        io_uring_sqe* sqe = ring.get_sqe();
-        const Target t = Target::plain(a.get());
+        buf_.fill(0);
+        std::memcpy(buf_.data(), "unbdprob", 8);
+        if (!sending && ::send(b_.get(), "unbdprob", 8, MSG_NOSIGNAL) != 8) return false;
+        const uint64_t addr = reinterpret_cast<uintptr_t>(buf_.data());
+        io_uring_sqe* sqe = ring_->get_sqe();
+        const Target t = Target::plain(a_.get());
         switch (op) {
             case Op::WriteFixed: prep_write_fixed(sqe, t, addr, 8, 0); break;
             case Op::ReadFixed: prep_read_fixed(sqe, t, addr + 8, 8, 0); break;
@@ -63,10 +90,10 @@ bool try_op(int family, Op op) {
             case Op::RecvFixed: prep_recv_fixed(sqe, t, addr + 8, 8, MSG_WAITALL, 0); break;
             case Op::SendZcFixed: prep_send_zc_fixed(sqe, t, addr, 8, 0, 0); break;
         }
-        if (ring.submit_and_wait(1) < 0) return false;
+        if (ring_->submit_and_wait(1) < 0) return false;
         int res = -1;
         bool more = false;
-        ring.drain_cqes([&](const io_uring_cqe& cqe) {
+        ring_->drain_cqes([&](const io_uring_cqe& cqe) {
             if (cqe.flags & IORING_CQE_F_NOTIF) return;
             res = cqe.res;
             more = (cqe.flags & IORING_CQE_F_MORE) != 0;
@@ -74,21 +101,30 @@ bool try_op(int family, Op op) {
         bool moved = false;
         if (res == 8 && sending) {
             char got[8];
-            moved = ::recv(b.get(), got, 8, MSG_WAITALL) == 8 && std::memcmp(got, "unbdprob", 8) == 0;
+            moved = ::recv(b_.get(), got, 8, MSG_WAITALL) == 8 && std::memcmp(got, "unbdprob", 8) == 0;
         } else if (res == 8) {
-            moved = std::memcmp(buf.data() + 8, "unbdprob", 8) == 0;
+            moved = std::memcmp(buf_.data() + 8, "unbdprob", 8) == 0;
         }
         if (more) {
             // The notification comes once the kernel lets go of the buffer;
             // the peer reads first so that loopback can free the skb.
-            ring.submit_and_wait_timeout(1, 1'000'000);
-            ring.drain_cqes([](const io_uring_cqe&) {});
+            ring_->submit_and_wait_timeout(1, 1'000'000);
+            ring_->drain_cqes([](const io_uring_cqe&) {});
         }
         return moved;
-    } catch (...) {
-        return false;
     }
-}
+
+    static void drain(int fd) {
+        char sink[64];
+        while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+        }
+    }
+
+    Fd a_, b_;
+    alignas(64) std::array<char, 4096> buf_{};  // registered: outlives table_ and ring_
+    std::optional<Ring> ring_;
+    std::optional<BufferTable> table_;
+};
 
 }  // namespace
 
@@ -108,12 +144,13 @@ std::string SocketOpSupport::describe() const {
 }
 
 SocketOpSupport probe_socket_ops(int family, bool with_send_zc) {
+    Trials trials(family);
     SocketOpSupport s;
-    s.write_fixed = try_op(family, Op::WriteFixed);
-    s.read_fixed = try_op(family, Op::ReadFixed);
-    s.send_fixed = try_op(family, Op::SendFixed);
-    s.recv_fixed = try_op(family, Op::RecvFixed);
-    s.send_zc_fixed = with_send_zc && try_op(family, Op::SendZcFixed);
+    s.write_fixed = trials.run(Op::WriteFixed);
+    s.read_fixed = trials.run(Op::ReadFixed);
+    s.send_fixed = trials.run(Op::SendFixed);
+    s.recv_fixed = trials.run(Op::RecvFixed);
+    s.send_zc_fixed = with_send_zc && trials.run(Op::SendZcFixed);
     return s;
 }
 

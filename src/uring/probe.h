@@ -2,7 +2,7 @@
 // Measured on 6.18: READ_FIXED/WRITE_FIXED work on TCP and Unix sockets;
 // send/recv with IORING_RECVSEND_FIXED_BUF are refused (EINVAL, newer
 // kernels only); SEND_ZC from a fixed buffer works on TCP, not on Unix.
-// So we ask the kernel once, on a throwaway socket pair of each family.
+// So we ask the kernel once, on one throwaway socket pair and ring.
 #pragma once
 
 #include <string>
