@@ -25,6 +25,7 @@ check_bad_input \
   "no command                     | 2 | A subcommand is required                           | \"\$UNBD\"" \
   "unknown attach option          | 2 | not expected: --bogus (see unbd attach --help)     | \"\$UNBD\" attach \"\$GOOD\" --bogus" \
   "attach without a URI           | 2 | uri is required                                    | \"\$UNBD\" attach" \
+  "a level named like a command  | 2 | uri is required (see unbd attach --help)           | \"\$UNBD\" --log-level info attach" \
   "not a URI                      | 2 | 'not-a-uri' is not an NBD URI                      | \"\$UNBD\" attach not-a-uri" \
   "URI without a host             | 2 | missing host in 'nbd://'                           | \"\$UNBD\" info nbd://" \
   "URI with a bad port            | 2 | bad port '99999'                                   | \"\$UNBD\" attach nbd://h:99999/" \
