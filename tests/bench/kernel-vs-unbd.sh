@@ -81,9 +81,14 @@ fi
 # Every device stays attached for the whole run.
 declare -A dev_of id_of
 clients=()
+client_bin() { # ENV-WORDS: the unbd binary a client runs (UNBD=PATH among them, else $UNBD)
+  local bin=$UNBD w
+  for w in $1; do [[ $w == UNBD=* ]] && bin=${w#UNBD=}; done
+  echo "$bin"
+}
 attach_client() { # NAME ENV ATTACH-ARGS: attaches and checks the zero-copy mode
-  local client=$1 env_words=$2 json id mode bin=$UNBD w
-  for w in $env_words; do [[ $w == UNBD=* ]] && bin=${w#UNBD=}; done
+  local client=$1 env_words=$2 json id mode bin
+  bin=$(client_bin "$env_words")
   # shellcheck disable=SC2086
   json=$(env $env_words "$bin" attach --json "$uri" -q "$queues" $3) || fail "unbd attach ($client)"
   id=$(jq -r .id <<<"$json") mode=$(jq -r .zero_copy <<<"$json")
@@ -148,26 +153,36 @@ each_client() {
 # new device returning (the device is usable), in guest time. Each side runs
 # exactly two programs in that window -- its attach tool and dd -- and the
 # script itself only bash builtins: starting a program costs this guest
-# ~0.4 s (/bin/true) and jq 3.2 s, so two jq runs to pick the device out of
-# `attach --json` once made unbd's attach look 9x slower than it is.
+# 60-90 ms (/bin/true, 2026-12-04) and jq seconds, so two jq runs to pick the
+# device out of `attach --json` once made unbd's attach look 9x slower than
+# it is. BENCH_EXTRA's clients are timed too, side by side.
 first_read() { dd if="$1" of=/dev/null bs=4k count=1 iflag=direct status=none; }
 attach_record() { # CLIENT T0: one attach timing, T0 from $EPOCHREALTIME
   echo "$round $1 attach 0 0 $(awk -v a="$2" -v b="$3" 'BEGIN { print (b - a) * 1e6 }')" >>"$results"
 }
+attach_time() { # CLIENT ENV-WORDS ATTACH-ARGS: one unbd timing, then detach
+  local bin json dev id t0 t1
+  bin=$(client_bin "$2")
+  t0=$EPOCHREALTIME
+  # The environment is set in the substitution's subshell: no `env` program.
+  # shellcheck disable=SC2086
+  json=$([ -z "$2" ] || export $2; "$bin" attach --json "$uri" -q "$queues" $3) || fail "unbd attach ($1)"
+  [[ $json =~ \"dev\":\ *\"(/dev/ublkb([0-9]+))\" ]] || fail "attach --json has no dev: $json"
+  dev=${BASH_REMATCH[1]} id=${BASH_REMATCH[2]}
+  first_read "$dev" || fail "first read of $dev"
+  t1=$EPOCHREALTIME
+  attach_record "$1" "$t0" "$t1"
+  "$bin" detach "$id" || fail "detach $id"
+}
 attach_times() {
-  local t0 t1 dev id json i size n
+  local t0 t1 i size n e name env_words args
   for ((i = 0; i < UNBD_BENCH_ATTACHES; i++)); do
-    for zc in auto off; do
-      client=unbd-copy
-      [ $zc = auto ] && client=unbd-zc
-      t0=$EPOCHREALTIME
-      json=$("$UNBD" attach --json "$uri" -q "$queues" --zero-copy=$zc) || fail "unbd attach ($zc)"
-      [[ $json =~ \"dev\":\ *\"(/dev/ublkb([0-9]+))\" ]] || fail "attach --json has no dev: $json"
-      dev=${BASH_REMATCH[1]} id=${BASH_REMATCH[2]}
-      first_read "$dev" || fail "first read of $dev"
-      t1=$EPOCHREALTIME
-      attach_record "$client" "$t0" "$t1"
-      "$UNBD" detach "$id" || fail "detach $id"
+    attach_time unbd-zc "" --zero-copy=auto
+    attach_time unbd-copy "" --zero-copy=off
+    for e in "${extra[@]}"; do  # side by side: BENCH_EXTRA's clients too
+      [ -n "$e" ] || continue
+      IFS='|' read -r name env_words args <<<"$e"
+      attach_time "$name" "$env_words" "$args"
     done
     client=kernel
     t0=$EPOCHREALTIME
