@@ -68,6 +68,10 @@ public:
         try {
             moved = run_once(op);
         } catch (...) {
+            // An op may still be in flight: later trials must not reap its
+            // completion, so they count as unsupported.
+            table_.reset();
+            ring_.reset();
         }
         drain(a_.get());  // a trial that failed halfway must not feed the next one
         drain(b_.get());
