@@ -113,6 +113,8 @@ public:
     // Whether a wait must not hold its wake-up (Session::receive_backlogged);
     // always so while reconnecting, when nothing is in flight to gather.
     bool receive_backlogged() const { return session_ == nullptr || session_->receive_backlogged(); }
+    // Session::send_cqes_to_come; 0 while reconnecting.
+    unsigned send_cqes_to_come() const { return session_ == nullptr ? 0 : session_->send_cqes_to_come(); }
     const std::string& failure_reason() const { return failure_reason_; }
     int socket_fd() const { return socket_.get(); }  // -1 while reconnecting
     const LinkStats& stats() const { return stats_; }

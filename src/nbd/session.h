@@ -142,6 +142,16 @@ public:
     bool receive_backlogged() const noexcept {
         return reader_ == ReaderState::Payload || stage_.empty() || last_recv_filled_stage_;
     }
+    // CQEs the send chain in flight will still post, when nothing else
+    // waits to be sent and a reply is awaited: each completes without any
+    // action of the owner, and the reply's recv CQE comes after them, so an
+    // owner may wait for all of them and one more in one io_uring_enter
+    // (uring/wake_batch.h, QD1). Zero otherwise -- stepwise sends each need
+    // the owner to start the next.
+    unsigned send_cqes_to_come() const noexcept {
+        const bool only_replies_left = chain_in_flight_ && fifo_size_ == 0 && !stepwise_ && reader_armed_;
+        return only_replies_left && replies_expected_ > 0 ? chain_cqes_pending_ : 0;
+    }
     const std::string& failure_reason() const noexcept { return failure_reason_; }
     // The failure was the kernel refusing one of our own operations (EINVAL,
     // EOPNOTSUPP, EFAULT, ...), not the connection: a new one would get the

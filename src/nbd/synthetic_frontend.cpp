@@ -85,7 +85,8 @@ std::span<std::byte> SyntheticFrontend::buffer(uint16_t tag) {
 
 void SyntheticFrontend::step(std::chrono::microseconds timeout) {
     link_->prepare_sqes();
-    batcher_.submit_and_wait(*ring_, in_flight_, link_->receive_backlogged(), timeout.count());
+    batcher_.submit_and_wait(*ring_, in_flight_, link_->receive_backlogged(), timeout.count(),
+                             link_->send_cqes_to_come());
     ring_->drain_cqes([&](const io_uring_cqe& cqe) { link_->handle_cqe(cqe); });
     batcher_.on_wake(uring::WakeBatcher::clock_ns(), completed_since_wake_);
     completed_since_wake_ = 0;

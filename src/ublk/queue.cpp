@@ -152,7 +152,8 @@ public:
                 }
             }
             const long long timeout_us = disc_deadline ? 100'000 : 1'000'000;
-            const int ret = batcher_.submit_and_wait(ring_, in_flight_, link_->receive_backlogged(), timeout_us);
+            const int ret = batcher_.submit_and_wait(ring_, in_flight_, link_->receive_backlogged(), timeout_us,
+                                                     link_->send_cqes_to_come());
             if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
                 throw Error(errno_text("queue " + std::to_string(cfg_.q_id) + ": io_uring wait failed", ret), -ret);
             }

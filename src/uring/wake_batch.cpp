@@ -39,10 +39,11 @@ unsigned WakeBatcher::hold_us(unsigned in_flight, bool backlogged) const noexcep
     return static_cast<unsigned>(std::min(hold, kMaxHoldUs));
 }
 
-int WakeBatcher::submit_and_wait(Ring& ring, unsigned in_flight, bool backlogged, long long timeout_us) noexcept {
+int WakeBatcher::submit_and_wait(Ring& ring, unsigned in_flight, bool backlogged, long long timeout_us,
+                                 unsigned send_cqes) noexcept {
     const unsigned hold = hold_us(in_flight, backlogged);
     ++waits_;
-    if (hold == 0) return ring.submit_and_wait_timeout(1, timeout_us);
+    if (hold == 0) return ring.submit_and_wait_timeout(in_flight == 1 ? 1 + send_cqes : 1, timeout_us);
     ++held_waits_;
     return ring.submit_and_wait_min(in_flight, hold, timeout_us);
 }

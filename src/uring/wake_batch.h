@@ -7,7 +7,9 @@
 // requests as one chain: fewer context switches and syscalls per I/O. The
 // cost is bounded: the hold is at most 1/kRoundTripShare of the round trip
 // and never above kMaxHoldUs, and there is none below kMinInFlight
-// requests in flight (QD1 never waits for a second completion).
+// requests in flight. At QD1 a wait may cover a send's completion and the
+// reply's (see submit_and_wait), which holds nothing up: nothing can be
+// done between the two.
 //
 // The round trip comes from Little's law over the loop's own counts:
 // requests in flight divided by the completion rate, which is measured
@@ -53,7 +55,14 @@ public:
 
     // Submits what is queued and waits up to timeout_us for a CQE, holding
     // the wake-up as hold_us() says. Returns what the Ring's wait returns.
-    int submit_and_wait(Ring& ring, unsigned in_flight, bool backlogged, long long timeout_us) noexcept;
+    // send_cqes: completions of sends in flight that need nothing from the
+    // caller, with a reply's completion still to come after them
+    // (nbd::Session::send_cqes_to_come). With one request in flight the wait
+    // is for all of them and one more: a QD1 request's send completes inside
+    // the submitting io_uring_enter, and waking for it alone took a second
+    // trip around the loop before the wait for the reply.
+    int submit_and_wait(Ring& ring, unsigned in_flight, bool backlogged, long long timeout_us,
+                        unsigned send_cqes = 0) noexcept;
     // How many waits there were, and how many of them held their wake-up.
     uint64_t waits() const noexcept { return waits_; }
     uint64_t held_waits() const noexcept { return held_waits_; }
