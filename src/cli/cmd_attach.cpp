@@ -157,7 +157,7 @@ std::string become_daemon() {
     return log;
 }
 
-// TLS tunnels run a thread each (nbd/tls_tunnel.h); threads survive neither
+// TLS tunnels run a thread each (nbd/tls/tls_tunnel.h); threads survive neither
 // fork() nor, cleanly, a change of mount namespace: pause them around both.
 void pause_tls(daemon::AttachPlan& plan) {
     for (auto& c : plan.connections)

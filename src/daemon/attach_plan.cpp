@@ -223,7 +223,7 @@ AttachPlan plan_attach(const AttachOptions& options) {
     for (const auto& w : plan.params.warnings) plan.warnings.push_back(w);
 
     // With user-space TLS the engine's socket is the tunnel's socketpair
-    // (nbd/tls_tunnel.h); with kTLS the TCP socket itself.
+    // (nbd/tls/tls_tunnel.h); with kTLS the TCP socket itself.
     const int family = plan.uri.transport == nbd::Transport::Unix || user_space_tls ? AF_UNIX : AF_INET;
     // Copy mode with no --payload-ops uses none of the fixed-buffer ops.
     const bool copy_by_default = effective.zero_copy == ublk::ZeroCopyRequest::Off && !options.payload_ops;

@@ -22,8 +22,7 @@
 
 #include "common/error.h"
 #include "nbd/handshake.h"
-#include "nbd/tls_session.h"
-#include "nbd/tls_tunnel.h"
+#include "nbd/tls_module.h"
 
 namespace unbd::nbd {
 namespace {
@@ -206,7 +205,7 @@ struct Connector {
     }
 
     // The rest of the conversation, after STARTTLS, through TLS.
-    void negotiate_tls(TlsSession& tls, Handshake& hs, Clock::time_point deadline) {
+    void negotiate_tls(TlsChannel& tls, Handshake& hs, Clock::time_point deadline) {
         auto write = [&](std::span<const std::byte> out) { tls.write_all(out, deadline); };
         auto read = [&](std::span<std::byte> in) -> std::pair<std::size_t, bool> {
             std::size_t n = tls.read_some(in, deadline);
@@ -256,7 +255,7 @@ struct Connector {
         spdlog::debug("TLS with {}: {}", uri.display(), tls->description());
         negotiate_tls(*tls, hs, deadline);
         if (tls->wants_ktls()) return hand_to_kernel(std::move(fd));
-        tunnel = std::make_unique<TlsTunnel>(std::move(tls), std::move(fd));
+        tunnel = tls_module().open_tunnel(std::move(tls), std::move(fd));
         return tunnel->take_engine_end();
     }
 
@@ -286,7 +285,7 @@ struct Connector {
             throw Error("--tls-mode=ktls needs TCP: the kernel's TLS works on TCP sockets only, and " + uri.display() +
                             " is a Unix socket (--tls-mode=userspace works there)",
                         EOPNOTSUPP);
-        if (uri.tls) tls = std::make_unique<TlsSession>(uri.tls_settings, uri.host, uri.display());
+        if (uri.tls) tls = tls_module().open_session(uri.tls_settings, uri.host, uri.display());
         Fd fd;
         if (uri.transport == Transport::Tcp) {
             auto sock = connect_tcp();
@@ -307,8 +306,8 @@ struct Connector {
         return fd;
     }
 
-    std::unique_ptr<TlsSession> tls;   // nbds: until the tunnel takes it
-    std::unique_ptr<TlsTunnel> tunnel;
+    std::unique_ptr<TlsChannel> tls;  // nbds: until the tunnel takes it
+    std::unique_ptr<TlsPump> tunnel;
     std::string ktls_description;  // the kernel does TLS: "TLSv1.2, psk, ..."
 };
 

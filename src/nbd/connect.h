@@ -1,6 +1,6 @@
 // Connecting to an NBD server: resolve, connect (TCP or Unix, with a
 // timeout), TCP_NODELAY, then the handshake (with its own timeout); for
-// nbds:// STARTTLS, the TLS handshake and a TlsTunnel (tls_tunnel.h). The
+// nbds:// STARTTLS, the TLS handshake and a TLS tunnel (tls_module.h). The
 // result is a connected socket in transmission phase plus what the server
 // said about the export, ready to be handed to an io_uring.
 #pragma once
@@ -12,7 +12,7 @@
 
 #include "common/fd.h"
 #include "nbd/export_info.h"
-#include "nbd/tls_tunnel.h"
+#include "nbd/tls_module.h"
 #include "nbd/uri.h"
 
 namespace unbd::nbd {
@@ -34,7 +34,7 @@ struct Connection {
     // nbds: the user-space TLS pump whose other end `socket` is (plain NBD
     // on a socketpair). It must live as long as the socket is used: whoever
     // keeps the socket keeps this too. Null without TLS.
-    std::unique_ptr<TlsTunnel> tls;
+    std::unique_ptr<TlsPump> tls;
     // nbds with --tls-mode=ktls: `socket` is the server socket, the kernel
     // encrypts (no tunnel); what was negotiated, "TLSv1.2, psk, ...".
     std::string ktls;

@@ -1,6 +1,6 @@
 // Kernel TLS (the `tls` TCP ULP, CONFIG_TLS) as the engine sees it: whether
 // the kernel has it, and whether a socket runs it. --tls-mode=ktls puts the
-// keys there (OpenSSL does, nbd/tls_session.h); the engine then sends and
+// keys there (OpenSSL does, nbd/tls/tls_session.h); the engine then sends and
 // receives on that socket itself, and must speak the way kTLS accepts:
 // - sendmsg takes no MSG_WAITALL: tls_sw_sendmsg() refuses any flag beyond
 //   MSG_MORE/DONTWAIT/NOSIGNAL/EOR/... with EOPNOTSUPP (seen on Linux 7.3;
@@ -13,7 +13,7 @@
 //   one SENDMSG per chain without the flag. SEND_ZC is refused: kTLS
 //   encrypts into buffers of its own, so there is nothing to gain.
 // - TLS 1.3 (Linux 5.1+): OpenSSL 3.0 sets the send key only; the receive
-//   key is ours to set (tls13_receive_key.h, install_receive_key below).
+//   key is ours to set (tls/tls13_receive_key.h, install_receive_key below).
 // - a record that is not data (a TLS 1.3 NewSessionTicket or KeyUpdate, an
 //   alert; renegotiation is off) fails the engine's recv or read with EIO
 //   (no data was copied; the record waits at the head of the queue). The
@@ -26,12 +26,21 @@
 // Receive offload needs Linux 4.17+.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
-
-#include "nbd/tls13_receive_key.h"
+#include <vector>
 
 namespace unbd::nbd {
+
+// What the kernel needs for one direction of TLS 1.3 (linux/tls.h's
+// tls12_crypto_info_*: salt = iv[0..4), iv = iv[4..12)).
+struct TlsTrafficKey {
+    uint16_t cipher_suite = 0;  // 0x1301 AES-128-GCM, 0x1302 AES-256-GCM, 0x1303 CHACHA20-POLY1305
+    std::vector<unsigned char> key;
+    std::vector<unsigned char> iv;  // 12 bytes
+    uint64_t record_sequence = 0;
+};
 
 // "tls" is among /proc/sys/net/ipv4/tcp_available_ulp (module loaded or built in).
 bool kernel_has_tls_ulp();

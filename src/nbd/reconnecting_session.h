@@ -159,7 +159,7 @@ private:
     ExportInfo info_;                 // of the first connection: the device's
     const uint16_t own_tag_;          // == queue depth: our FLUSH
     Fd socket_;
-    std::unique_ptr<TlsTunnel> tls_;  // nbds: the pump behind socket_
+    std::unique_ptr<TlsPump> tls_;  // nbds: the pump behind socket_
     uring::Target target_;            // how SQEs name socket_
     uint64_t generation_ = 0;         // connections adopted so far
     std::string peer_gone_;           // the watch fired: why, until the Session fails

@@ -21,7 +21,7 @@ enum class Transport { Tcp, Unix };
 // tunnel thread (any kernel, any TLS version). Ktls: the kernel's `tls` ULP
 // both ways, the engine on the real socket; needs TCP and CONFIG_TLS (TLS
 // 1.2: Linux 4.17+; 1.3: 5.1+, its receive key set by us where OpenSSL is
-// older than 3.2, nbd/tls13_receive_key.h), and fails clearly otherwise. Auto: what the
+// older than 3.2, nbd/tls/tls13_receive_key.h), and fails clearly otherwise. Auto: what the
 // measurements chose (today: userspace, see DESIGN.md).
 enum class TlsMode { Auto, Ktls, Userspace };
 const char* name(TlsMode mode);

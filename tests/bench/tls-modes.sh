@@ -13,7 +13,7 @@
 # it; the others for a fair comparison), and ktls-zc: kTLS with zero copy
 # (the kernel encrypts from the request's pages; stepwise sends, nbd/ktls.h);
 # ktls-zc and the others negotiate TLS 1.3 (the kernel gets 1.3's receive key
-# from us, nbd/tls13_receive_key.h); ktls12-zc is ktls-zc against a second
+# from us, nbd/tls/tls13_receive_key.h); ktls12-zc is ktls-zc against a second
 # nbdkit limited to TLS 1.2 (a GnuTLS priority file), the version whose keys
 # OpenSSL gives the kernel itself. fio direct io_uring, time
 # based: 4K randread and randwrite at QD 32, 1M read and write at QD 8. Each

@@ -33,7 +33,7 @@ revision=$(sed -n '1s/^unbd ([^-]*-\([^)]*\)).*/\1/p' "$UNBD_SOURCE_DIR/packagin
 [ "$(field Version)" = "$version-$revision" ] || fail "Version: $(field Version), expected $version-$revision"
 [ "$(field Architecture)" = "$(dpkg --print-architecture)" ] || fail "Architecture: $(field Architecture)"
 depends=$(field Depends)
-for lib in libc6 libstdc++6 liburing2; do
+for lib in libc6 libstdc++6 liburing2 libssl3; do
   [[ $depends == *"$lib "* ]] || fail "Depends lacks $lib (dpkg-shlibdeps): $depends"
 done
 [ -n "$(field Maintainer)" ] && [ -n "$(field Description)" ] || fail "no Maintainer or Description"
@@ -41,6 +41,7 @@ echo "Depends: $depends"
 
 # Contents: exactly these files (directories aside).
 expected="./usr/bin/unbd
+./usr/lib/unbd/unbd-tls.so
 ./usr/lib/modules-load.d/unbd.conf
 ./usr/lib/systemd/system/unbd@.service
 ./usr/lib/udev/rules.d/60-unbd.rules
@@ -62,6 +63,8 @@ awk '$2 != "root/root" {exit 1}' "$TESTDIR/contents" || fail "files not owned by
 dpkg-deb -x "$deb" "$TESTDIR/root"
 file "$TESTDIR/root/usr/bin/unbd" | grep -q ', stripped' || fail "the packaged binary is not stripped"
 [ "$("$TESTDIR/root/usr/bin/unbd" --version)" = "$("$UNBD" --version)" ] || fail "the packaged binary's --version differs"
+out=$("$TESTDIR/root/usr/bin/unbd" info nbds://127.0.0.1:1/ 2>&1) && fail "info on a closed port succeeded: $out"
+[[ $out == *"cannot connect to nbds://127.0.0.1:1/"* ]] || fail "the packaged binary did not load its TLS module: $out"
 grep -q '^ExecStart=/usr/bin/unbd attach ' "$TESTDIR/root/usr/lib/systemd/system/unbd@.service" ||
   fail "the packaged unit does not start /usr/bin/unbd: $(grep ExecStart "$TESTDIR/root/usr/lib/systemd/system/unbd@.service")"
 grep -qx ublk_drv "$TESTDIR/root/usr/lib/modules-load.d/unbd.conf" || fail "modules-load.d does not load ublk_drv"

@@ -1,4 +1,4 @@
-// The TLS 1.3 receive key we give the kernel (nbd/tls13_receive_key.h),
+// The TLS 1.3 receive key we give the kernel (nbd/tls/tls13_receive_key.h),
 // checked without a kernel that has TLS: after a real NBD handshake over
 // TLS 1.3 with nbdkit (GnuTLS) through TlsSession in ktls mode, the key and
 // sequence number it reports must open the server's next record -- a READ
@@ -21,7 +21,7 @@
 #include "common/fd.h"
 #include "integration/support/tls_server.h"
 #include "nbd/handshake.h"
-#include "nbd/tls_session.h"
+#include "nbd/tls/tls_session.h"
 #include "nbd/uri.h"
 
 using namespace unbd;

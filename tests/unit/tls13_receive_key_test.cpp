@@ -4,7 +4,7 @@
 #include <variant>
 #include <vector>
 
-#include "nbd/tls13_receive_key.h"
+#include "nbd/tls/tls13_receive_key.h"
 
 using namespace unbd::nbd;
 

@@ -1,4 +1,4 @@
-// psktool key files (nbd/tls_session.h: read_psk_key, psk_user): the user's
+// psktool key files (nbd/tls/tls_session.h: read_psk_key, psk_user): the user's
 // line is found, its hex decoded; every bad line or missing user says which.
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "nbd/tls_session.h"
+#include "nbd/tls/tls_session.h"
 
 using unbd::nbd::psk_user;
 using unbd::nbd::read_psk_key;

@@ -30,26 +30,26 @@
 #include <vector>
 
 #include "common/fd.h"
-#include "nbd/tls_session.h"
+#include "nbd/tls/tls_session.h"
 
 namespace unbd::nbd {
 
-class TlsTunnel {
+class TlsTunnel final : public TlsPump {
 public:
     // `server`: the socket the session ran its handshake on, non-blocking.
     TlsTunnel(std::unique_ptr<TlsSession> session, Fd server);
-    ~TlsTunnel();
+    ~TlsTunnel() override;
     TlsTunnel(const TlsTunnel&) = delete;
     TlsTunnel& operator=(const TlsTunnel&) = delete;
 
     // The engine's end of the pair, blocking mode; valid once.
-    Fd take_engine_end();
-    const std::string& description() const { return description_; }
+    Fd take_engine_end() override;
+    const std::string& description() const override { return description_; }
 
     // Stops the thread where it is, leaving the connection as it is (no
     // close_notify, no shutdown); resume() starts it again. For fork().
-    void pause();
-    void resume();
+    void pause() override;
+    void resume() override;
 
 private:
     void run() noexcept;

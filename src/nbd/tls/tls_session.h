@@ -31,7 +31,8 @@
 #include <variant>
 #include <vector>
 
-#include "nbd/tls13_receive_key.h"
+#include "nbd/tls/tls13_receive_key.h"
+#include "nbd/tls_module.h"
 #include "nbd/uri.h"
 
 namespace unbd::nbd {
@@ -61,41 +62,39 @@ std::string psk_user(const TlsSettings& settings);
 // result; looks at, does not clear, the error queue).
 bool closed_without_notify(int ssl_error);
 
-class TlsSession {
+class TlsSession final : public TlsChannel {
 public:
-    using Clock = std::chrono::steady_clock;
-
     // `host`: the URI's host ("" for Unix sockets): the name checked against
     // the certificate unless tls-hostname says otherwise. `where`: for messages.
     TlsSession(const TlsSettings& settings, const std::string& host, std::string where);
-    ~TlsSession();
+    ~TlsSession() override;
     TlsSession(const TlsSession&) = delete;
     TlsSession& operator=(const TlsSession&) = delete;
 
-    void handshake(int fd, Clock::time_point deadline);
-    void write_all(std::span<const std::byte> data, Clock::time_point deadline);
+    void handshake(int fd, Clock::time_point deadline) override;
+    void write_all(std::span<const std::byte> data, Clock::time_point deadline) override;
     // Some bytes (at most data.size()); 0 at the server's end of stream.
-    std::size_t read_some(std::span<std::byte> data, Clock::time_point deadline);
+    std::size_t read_some(std::span<std::byte> data, Clock::time_point deadline) override;
     // A best-effort close_notify (one try, never waits).
     void close_notify() noexcept;
 
     SSL* ssl() const { return ssl_.get(); }
     int fd() const { return fd_; }
     // "TLSv1.3, x509, TLS_AES_256_GCM_SHA384": for `unbd info` and the logs.
-    std::string description() const;
+    std::string description() const override;
     const std::string& where() const { return where_; }
     // TlsMode::Ktls asked for.
-    bool wants_ktls() const { return ktls_; }
+    bool wants_ktls() const override { return ktls_; }
     // After the NBD handshake, TlsMode::Ktls: puts the TLS 1.3 receive key
     // in the kernel where OpenSSL did not, then "" when the kernel encrypts
     // and decrypts (TX and RX both on, nothing buffered in OpenSSL), else
     // why not, as a clause ("the kernel has no TLS support (...)").
-    std::string give_kernel_both_directions();
+    std::string give_kernel_both_directions() override;
     // TlsMode::Ktls on TLS 1.3: the server's traffic key and the sequence
     // number of its next record, or why not.
     std::variant<TlsTrafficKey, std::string> kernel_receive_key() const;
     // x509 with client-cert.pem and client-key.pem loaded.
-    bool has_client_certificate() const { return client_certificate_; }
+    bool has_client_certificate() const override { return client_certificate_; }
 
     // The sentence for a failed TLS operation (err = SSL_get_error's result),
     // using OpenSSL's error queue and the verification result; clears the queue.

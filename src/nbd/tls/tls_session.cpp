@@ -1,7 +1,7 @@
 // TlsSession (see tls_session.h): context set-up, the PSK callbacks, the
 // deadline-bounded I/O of the NBD handshake, and OpenSSL failures turned
 // into sentences.
-#include "nbd/tls_session.h"
+#include "nbd/tls/tls_session.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>

@@ -1,7 +1,7 @@
 // TlsTunnel's pump (see tls_tunnel.h): one thread, non-blocking on both
 // sides, every step tried each round; when a round moves nothing, poll()
 // for exactly what the stuck steps wait on.
-#include "nbd/tls_tunnel.h"
+#include "nbd/tls/tls_tunnel.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>

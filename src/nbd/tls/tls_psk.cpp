@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "common/hex.h"
-#include "nbd/tls_session.h"
+#include "nbd/tls/tls_session.h"
 
 namespace unbd::nbd {
 

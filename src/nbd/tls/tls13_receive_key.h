@@ -34,6 +34,8 @@
 #include <variant>
 #include <vector>
 
+#include "nbd/ktls.h"
+
 namespace unbd::nbd {
 
 // RFC 8446 7.1 HKDF-Expand-Label with an empty context.
@@ -54,15 +56,6 @@ private:
     unsigned char header_[5] = {};
     std::size_t header_have_ = 0;
     std::size_t body_left_ = 0;
-};
-
-// What the kernel needs for one direction of TLS 1.3 (linux/tls.h's
-// tls12_crypto_info_*: salt = iv[0..4), iv = iv[4..12)).
-struct TlsTrafficKey {
-    uint16_t cipher_suite = 0;  // 0x1301 AES-128-GCM, 0x1302 AES-256-GCM, 0x1303 CHACHA20-POLY1305
-    std::vector<unsigned char> key;
-    std::vector<unsigned char> iv;  // 12 bytes
-    uint64_t record_sequence = 0;
 };
 
 class Tls13ReceiveTracker {

@@ -1,6 +1,6 @@
 // The TLS 1.3 receive key OpenSSL 3.0 does not give the kernel (see
 // tls13_receive_key.h).
-#include "nbd/tls13_receive_key.h"
+#include "nbd/tls/tls13_receive_key.h"
 
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
