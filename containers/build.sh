@@ -3,7 +3,7 @@
 #
 # Builds the unbd runtime image (containers/Containerfile) and writes it as
 # an OCI archive, without any registry: the image is FROM scratch, its
-# rootfs is the unbd binary plus every library `ldd` names (at the same
+# rootfs is the unbd binary, its TLS module, and every library `ldd` names for them (at the same
 # paths, Debian's merged-/usr layout), with the Debian copyright file of the
 # package each library came from. podman builds it with --pull=never in a
 # private, throw-away storage (vfs driver), so the caller's own podman
@@ -58,9 +58,14 @@ ln -s usr/bin "$rootfs/bin"
 chmod 1777 "$rootfs/tmp"
 install -m 755 "$binary" "$rootfs/usr/bin/unbd"
 strip --strip-unneeded "$rootfs/usr/bin/unbd" 2>/dev/null || true
+# TLS is a module the binary loads from ../lib/unbd (src/nbd/tls_module.h).
+tls_module=$(dirname "$binary")/unbd-tls.so
+[ -f "$tls_module" ] || die "no TLS module at $tls_module (build it: cmake --build --preset default)"
+install -D -m 644 "$tls_module" "$rootfs/usr/lib/unbd/unbd-tls.so"
+strip --strip-unneeded "$rootfs/usr/lib/unbd/unbd-tls.so" 2>/dev/null || true
 
 # `ldd` lines: "libx.so.N => /path (addr)" and "/lib64/ld-linux... (addr)".
-mapfile -t libs < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+mapfile -t libs < <({ ldd "$binary"; ldd "$tls_module"; } | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
 [ ${#libs[@]} -gt 0 ] || die "ldd found no libraries in $binary (is it a dynamic executable?)"
 packages=()
 for lib in "${libs[@]}"; do

@@ -3,10 +3,11 @@
 # only what it needs, and that image runs: podman (private storage, runc --
 # crun cannot run on this host's hybrid cgroups) loads it, `unbd --version`
 # in it names the same version as the binary, and `unbd info` in it reads an
-# nbdkit export on the host's network. Its file list is exactly the binary,
-# the libraries ldd names, their copyright files and the image note: no
-# shell, no package manager.
+# nbdkit export on the host's network, in plain text and over TLS. Its file
+# list is exactly the binary, its TLS module, the libraries ldd names for
+# them, their copyright files and the image note: no shell, no package manager.
 . "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/support/tls.sh"
 command -v podman >/dev/null || fail "podman is missing (scripts/install-deps.sh installs it)"
 
 archive=$(bash "$UNBD_SOURCE_DIR/containers/build.sh" --binary "$UNBD" --output "$TESTDIR/unbd.oci.tar" \
@@ -26,12 +27,14 @@ config=$(jq -r '.config.digest' "$TESTDIR/oci/blobs/${manifest/://}")
 [ "$(jq -c '.config.Entrypoint' "$TESTDIR/oci/blobs/${config/://}")" = '["/usr/bin/unbd"]' ] ||
   fail "the image's entrypoint is $(jq -c '.config.Entrypoint' "$TESTDIR/oci/blobs/${config/://}")"
 
-# Exactly: the binary, ldd's libraries, copyright files, the image note.
+# Exactly: the binary, its TLS module, their ldd libraries, copyright
+# files, the image note.
 (cd "$TESTDIR/rootfs" && find . -type f | sed 's|^\./|/|' | sort) >"$TESTDIR/files"
 {
   echo /usr/bin/unbd
+  echo /usr/lib/unbd/unbd-tls.so
   echo /usr/share/doc/unbd/image.txt
-  ldd "$UNBD" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
+  { ldd "$UNBD"; ldd "$(dirname "$UNBD")/unbd-tls.so"; } | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
     sed 's|^/usr/|/|; s|^|/usr|'
 } | sort -u >"$TESTDIR/expected"
 grep -v '^/usr/share/doc/[^/]*/copyright$' "$TESTDIR/files" >"$TESTDIR/files.nocopyright"
@@ -63,5 +66,15 @@ start_nbdkit -P "$TESTDIR/nbdkit.pid" -i 127.0.0.1 -p "$port" memory 3M
 "${pod[@]}" run --rm --network host localhost/unbd-test:latest info --json "nbd://127.0.0.1:$port/" >"$TESTDIR/info.json" ||
   fail "unbd info in the image failed"
 [ "$(jq -r .size_bytes "$TESTDIR/info.json")" = 3145728 ] || fail "unbd info in the image: $(cat "$TESTDIR/info.json")"
+
+# TLS (a module the binary loads, with OpenSSL from the image): PSK over TCP.
+make_tls_credentials
+tls_port=$(pick_port)
+start_nbdkit -P "$TESTDIR/nbdkit-tls.pid" -i 127.0.0.1 -p "$tls_port" --tls=require --tls-psk="$PKI/keys.psk" memory 2M
+"${pod[@]}" run --rm --network host -v "$PKI/keys.psk:/keys.psk:ro" localhost/unbd-test:latest \
+  info --json "nbds://alice@127.0.0.1:$tls_port/?tls-psk-file=/keys.psk" >"$TESTDIR/info-tls.json" ||
+  fail "unbd info over TLS in the image failed"
+jq -e '.size_bytes == 2097152 and (.tls | startswith("userspace (TLSv1.3, psk, "))' "$TESTDIR/info-tls.json" >/dev/null ||
+  fail "unbd info over TLS in the image: $(cat "$TESTDIR/info-tls.json")"
 
 echo "PASS: image of $(wc -l <"$TESTDIR/files") files ($(du -sk "$TESTDIR/rootfs" | cut -f1) KiB) runs $got"
