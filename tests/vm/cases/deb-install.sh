@@ -54,6 +54,11 @@ detach "$ID"
 expect_no_devices
 echo "main job with the installed $UNBD: 64 MiB written and read back on ext4, detached"
 
+# TLS comes as a module the installed binary loads from /usr/lib/unbd: an
+# nbds:// URI gets as far as connecting (to a port nothing listens on).
+out=$("$UNBD" info nbds://127.0.0.1:1/ 2>&1) && fail "info on a closed port succeeded: $out"
+[[ $out == *"cannot connect to nbds://127.0.0.1:1/"* ]] || fail "the installed binary did not load its TLS module: $out"
+
 dpkg --purge unbd >/dev/null || fail "dpkg --purge unbd failed"
-[ ! -e "$UNBD" ] && [ ! -e /usr/share/man/man8/unbd.8.gz ] || fail "dpkg --purge left files behind"
+[ ! -e "$UNBD" ] && [ ! -e /usr/lib/unbd ] && [ ! -e /usr/share/man/man8/unbd.8.gz ] || fail "dpkg --purge left files behind"
 echo PASS
