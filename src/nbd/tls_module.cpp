@@ -21,6 +21,7 @@ namespace {
 #define UNBD_STRINGIFY(x) UNBD_STRINGIFY2(x)
 constexpr const char* kEntryName = UNBD_STRINGIFY(UNBD_TLS_MODULE_ENTRY);
 constexpr const char* kFileName = "unbd-tls.so";
+constexpr const char* kInstalledDir = "/../lib/unbd";  // from the binary's directory
 
 std::string running_binary_dir() {
     char path[PATH_MAX];
@@ -33,8 +34,7 @@ std::string running_binary_dir() {
 const TlsModule* load() {
     if (UNBD_TLS_MODULE_ENTRY) return UNBD_TLS_MODULE_ENTRY();
     const std::string dir = running_binary_dir();
-    const std::string candidates[] = {dir + "/" + kFileName, dir + "/../lib/unbd/" + kFileName};
-    std::string why;
+    const std::string candidates[] = {dir + "/" + kFileName, dir + kInstalledDir + "/" + kFileName};
     for (const std::string& file : candidates) {
         if (::access(file.c_str(), F_OK) != 0) continue;
         // RTLD_NODELETE: what it made may be destroyed after any dlclose.
@@ -52,7 +52,7 @@ const TlsModule* load() {
         return entry();
     }
     throw Error("TLS: this unbd has no TLS module (" + std::string(kFileName) + " is neither in " + dir + " nor in " + dir +
-                    "/../lib/unbd); reinstall unbd, or build it with `cmake --build`",
+                    kInstalledDir + "); reinstall unbd, or build it with `cmake --build`",
                 ENOENT);
 }
 

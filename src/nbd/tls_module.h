@@ -16,7 +16,7 @@
 // - A binary that links the module's objects itself (the test programs)
 //   uses them directly: the entry point below is a weak reference here.
 // - The module and the binary come from one build: the interfaces are C++
-//   classes, and the entry point's name carries kTlsModuleVersion, so a
+//   classes, and the entry point's name carries a version (_v1), so a
 //   module from an incompatible build is refused rather than called.
 // - Nothing here runs OpenSSL; the comments on TlsSession and TlsTunnel
 //   (nbd/tls/) say what each call does.
@@ -80,7 +80,7 @@ const TlsModule& tls_module();
 
 }  // namespace unbd::nbd
 
-// The module's one exported symbol; the suffix is kTlsModuleVersion, bumped
+// The module's one exported symbol; the suffix is its version, bumped
 // whenever the interfaces above change.
 #define UNBD_TLS_MODULE_ENTRY unbd_tls_module_v1
 extern "C" const unbd::nbd::TlsModule* UNBD_TLS_MODULE_ENTRY();
